@@ -1,0 +1,1 @@
+"""One module per ``studio`` verb: ``add_parser(subparsers)`` + ``run(args) -> int``."""

@@ -1,0 +1,65 @@
+"""The one tree of errors the studio raises on purpose.
+
+Every error a user can cause (a bad file, an empty text, a missing model) is a
+:class:`StudioError` subclass with a short human message and, where useful, a
+``hint`` saying what to do next. The UI, the CLI and the HTTP API show
+``str(error)`` and never a traceback.
+"""
+
+from __future__ import annotations
+
+
+class StudioError(Exception):
+    """Base class: a problem the user can understand and fix."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}" if self.hint else self.message
+
+
+class TextError(StudioError):
+    """The text to speak (or the prompt text) cannot be used: empty, only symbols, …"""
+
+
+class UnsupportedLanguageError(TextError):
+    """A language code the front end does not know."""
+
+
+class AudioError(StudioError):
+    """An audio file cannot be read or is unusable (empty, corrupt, silent, …)."""
+
+
+class ReferenceAudioError(AudioError):
+    """The reference clip for zero-shot synthesis is too short, too long or silent."""
+
+
+class CheckpointError(StudioError):
+    """A model file is truncated, corrupt, of the wrong kind or of an unknown version."""
+
+
+class MissingPretrainedError(StudioError):
+    """Base model files are not where they should be."""
+
+
+class WorkspaceError(StudioError):
+    """A voice project name or folder is invalid, or a workspace file is damaged."""
+
+
+class DatasetError(StudioError):
+    """The prepared dataset is unusable (too little audio, bad list lines, …)."""
+
+
+class ASRModelMissingError(StudioError):
+    """No speech-recognition model could be found locally."""
+
+
+class TrainingError(StudioError):
+    """A training job cannot start or failed."""
+
+
+class VoicePackError(StudioError):
+    """A voice pack is invalid, of an unknown version, or unsafe to open."""

@@ -1,0 +1,99 @@
+"""Typed records of the synthesis API: what the caller asks for and what comes back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from studio.errors import StudioError
+
+OUTPUT_SAMPLE_RATE = 32000
+
+
+@dataclass(frozen=True)
+class SynthesisRequest:
+    """Everything one synthesis needs. Defaults follow upstream's api_v2 / WebUI defaults.
+
+    * ``reference``: a 3–10 s clip of the voice (zero-shot prompt and timbre); ``aux_references`` are
+      averaged into the timbre only. ``ref_text`` empty → reference-free mode (timbre only; best with a
+      fine-tuned GPT).
+    * ``energy``: scales the output's loudness contour around its mean (1.0 = unchanged, 0 = flat,
+      > 1 = livelier); applied after decoding, per sentence.
+    * ``seed``: ``None`` or a negative value picks a random seed (reported in the result).
+    """
+
+    text: str
+    lang: str = "auto"
+    reference: Path | None = None
+    ref_text: str = ""
+    ref_lang: str = "auto"
+    aux_references: tuple[Path, ...] = ()
+    top_k: int | None = 15
+    top_p: float = 1.0
+    temperature: float = 1.0
+    repetition_penalty: float = 1.35
+    speed: float = 1.0
+    noise_scale: float = 0.5
+    energy: float = 1.0
+    pause_s: float = 0.3
+    split: str = "cut1"
+    batch_size: int = 1
+    seed: int | None = None
+    auto_trim_reference: bool = False
+    max_tokens_per_sentence: int = 1500
+    stream_tokens: int = 0  # > 0: also stream inside a sentence, every N semantic tokens
+
+    def validated(self) -> SynthesisRequest:
+        """Check ranges; raise a clear :class:`StudioError` naming the bad setting."""
+        checks = [
+            (self.top_k is None or 1 <= self.top_k <= 1025, "top_k must be between 1 and 1025"),
+            (0.0 < self.top_p <= 1.0, "top_p must be in (0, 1]"),
+            (0.0 <= self.temperature <= 2.0, "temperature must be between 0 and 2"),
+            (0.0 < self.repetition_penalty <= 4.0, "repetition_penalty must be in (0, 4]"),
+            (0.25 <= self.speed <= 4.0, "speed must be between 0.25 and 4"),
+            (0.0 <= self.noise_scale <= 2.0, "noise_scale must be between 0 and 2"),
+            (0.0 <= self.energy <= 3.0, "energy must be between 0 and 3"),
+            (0.0 <= self.pause_s <= 5.0, "pause_s must be between 0 and 5 seconds"),
+            (1 <= self.batch_size <= 64, "batch_size must be between 1 and 64"),
+            (1 <= self.max_tokens_per_sentence <= 1500, "max_tokens_per_sentence must be 1–1500"),
+            (self.stream_tokens >= 0, "stream_tokens must be ≥ 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise StudioError(f"Invalid setting: {message}.")
+        return self
+
+    def with_seed(self, seed: int) -> SynthesisRequest:
+        return replace(self, seed=seed)
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """A piece of the output stream: float32 mono samples in [-1, 1] at ``sample_rate``."""
+
+    audio: np.ndarray
+    sample_rate: int
+    sentence_index: int
+    text: str
+    is_sentence_end: bool = True
+
+
+@dataclass
+class SynthesisResult:
+    """The whole output: the concatenation of the stream, plus what produced it."""
+
+    audio: np.ndarray
+    sample_rate: int
+    sentences: list[str]
+    seed: int
+    semantic_tokens: list[list[int]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+    def to_int16(self) -> np.ndarray:
+        return (np.clip(self.audio, -1.0, 1.0) * 32767.0).astype(np.int16)
