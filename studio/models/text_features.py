@@ -1,0 +1,147 @@
+"""Chinese BERT features for the GPT (SPEC §2.4): chinese-roberta-wwm-ext-large through transformers.
+
+Only Chinese segments get real features; other languages get zeros. The text front end
+(``studio.text``) produces ``norm_text`` and ``word2ph``; this module never imports it.
+
+* the tokenizer gives ``[CLS] c1 … cn [SEP]`` — one token per character of the normalised text;
+* the masked-LM model runs with all hidden states; the feature is ``hidden_states[-3]`` (output of
+  the third-to-last layer) without the [CLS]/[SEP] rows → (n_chars, H);
+* row *i* is repeated ``word2ph[i]`` times and the result transposed → (H, n_phones).
+
+Legend: ``H`` hidden size (1024 for the real model), ``T_text`` phones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from studio.errors import CheckpointError, MissingPretrainedError, TextError
+
+__all__ = ["ChineseBertFeatures", "zeros_features", "BERT_FEATURE_DIM"]
+
+_LOGGER = logging.getLogger(__name__)
+
+BERT_FEATURE_DIM = 1024  # what the GPT's bert_proj expects
+_HIDDEN_STATE_INDEX = -3
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
+
+
+def zeros_features(n_phones: int, dim: int = BERT_FEATURE_DIM, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The feature of a non-Chinese segment: zeros (dim, n_phones)."""
+    return torch.zeros(dim, n_phones, dtype=dtype)
+
+
+def _check_folder(folder: Path) -> None:
+    expected = (
+        "config.json, one of " + " / ".join(_WEIGHT_FILES) + " and a tokenizer (" + " / ".join(_TOKENIZER_FILES) + ")"
+    )
+    hint = "Download chinese-roberta-wwm-ext-large into that folder."
+    if not folder.is_dir():
+        raise MissingPretrainedError(
+            f"The Chinese BERT folder {folder} does not exist (expected {expected}).", hint=hint
+        )
+    problems = []
+    if not (folder / "config.json").is_file():
+        problems.append("config.json")
+    if not any((folder / n).is_file() for n in _WEIGHT_FILES):
+        problems.append("a weight file")
+    if not any((folder / n).is_file() for n in _TOKENIZER_FILES):
+        problems.append("a tokenizer")
+    if problems:
+        raise MissingPretrainedError(f"{folder} lacks {', '.join(problems)} (expected {expected}).", hint=hint)
+
+
+def _is_required(key: str) -> bool:
+    """Whether a parameter takes part in computing the hidden states (the MLM head and pooler do not)."""
+    return not key.startswith(("cls.", "bert.pooler.")) and not key.endswith("position_ids")
+
+
+class ChineseBertFeatures:
+    """``ChineseBertFeatures(folder, device="cpu", dtype=torch.float32)`` for a chinese-roberta-wwm-ext-large folder."""
+
+    def __init__(self, folder: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+        self.folder = Path(folder)
+        _check_folder(self.folder)
+        from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
+            model, info = AutoModelForMaskedLM.from_pretrained(
+                str(self.folder), local_files_only=True, output_loading_info=True, dtype=torch.float32
+            )
+        except Exception as exc:  # whatever fails inside transformers, the folder is unusable
+            raise CheckpointError(f"Cannot load the Chinese BERT model from {self.folder}: {exc}") from exc
+        missing = [k for k in info.get("missing_keys", []) if _is_required(k)]
+        problems = missing + [str(m) for m in info.get("mismatched_keys", [])] + list(info.get("error_msgs", []))
+        if problems:
+            raise CheckpointError(
+                f"The BERT weights in {self.folder} do not match its config.json: {len(problems)} weights missing "
+                f"or of the wrong shape (e.g. {', '.join(problems[:5])})."
+            )
+        if info.get("unexpected_keys"):
+            _LOGGER.debug("ignored unused BERT checkpoint entries: %s", info["unexpected_keys"])
+        self.model = model.eval().to(device=device, dtype=dtype)
+
+    @property
+    def dim(self) -> int:
+        """Feature size H (1024 for chinese-roberta-wwm-ext-large)."""
+        return int(self.model.config.hidden_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> ChineseBertFeatures:
+        self.model.to(device=device, dtype=dtype)
+        return self
+
+    def tokenize(self, norm_text: str) -> dict[str, torch.Tensor]:
+        """Tokenizer output for ``norm_text``: input_ids, token_type_ids, attention_mask, each (1, n_chars + 2)."""
+        if not norm_text:
+            raise TextError("Cannot compute BERT features of an empty text.")
+        encoded = self.tokenizer(norm_text, return_tensors="pt")
+        n_tokens = encoded["input_ids"].shape[-1]
+        limit = int(self.model.config.max_position_embeddings)
+        if n_tokens > limit:
+            raise TextError(
+                f"The sentence has {len(norm_text)} characters; the BERT model accepts at most {limit - 2}.",
+                hint="Cut the text into shorter sentences.",
+            )
+        if n_tokens != len(norm_text) + 2:
+            raise TextError(
+                f"The BERT tokenizer split {norm_text!r} ({len(norm_text)} characters) into {n_tokens - 2} tokens; "
+                "it must give exactly one token per character of the normalised text."
+            )
+        return dict(encoded)
+
+    @torch.no_grad()
+    def hidden_states(self, norm_text: str) -> torch.Tensor:
+        """All hidden states (embeddings + every layer) of batch item 0: (n_layers + 1, n_chars + 2, H)."""
+        inputs = {k: v.to(self.device) for k, v in self.tokenize(norm_text).items()}
+        out = self.model(**inputs, output_hidden_states=True)
+        return torch.stack([h[0] for h in out.hidden_states])
+
+    @torch.no_grad()
+    def char_features(self, norm_text: str) -> torch.Tensor:
+        """One feature row per character of ``norm_text``: (n_chars, H) from hidden_states[-3] minus [CLS]/[SEP]."""
+        inputs = {k: v.to(self.device) for k, v in self.tokenize(norm_text).items()}
+        out = self.model(**inputs, output_hidden_states=True)
+        return out.hidden_states[_HIDDEN_STATE_INDEX][0, 1:-1]  # (n_chars, H)
+
+    def phone_features(self, norm_text: str, word2ph: Sequence[int]) -> torch.Tensor:
+        """Phone-level features (H, n_phones): character row i repeated ``word2ph[i]`` times."""
+        counts = [int(n) for n in word2ph]
+        if len(counts) != len(norm_text):
+            raise TextError(
+                f"word2ph has {len(counts)} entries but the normalised text {norm_text!r} has {len(norm_text)} characters."
+            )
+        if any(n < 0 for n in counts):
+            raise TextError(f"word2ph must not hold negative phone counts: {counts}")
+        chars = self.char_features(norm_text)  # (n_chars, H)
+        repeats = torch.tensor(counts, device=chars.device)
+        return chars.repeat_interleave(repeats, dim=0).T  # (H, n_phones)
