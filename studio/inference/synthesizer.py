@@ -1,0 +1,261 @@
+"""The synthesis facade: text + reference → 32 kHz speech, streamed sentence by sentence.
+
+Ladder of stages, each callable on its own (style habit 8):
+``text_features`` → ``reference_prompt`` → ``generate_tokens`` → ``decode_tokens`` → ``stream`` →
+``synthesize`` (= the concatenation of ``stream``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from studio.errors import StudioError, TextError
+from studio.inference.postprocess import apply_energy, normalize_peak, silence
+from studio.inference.reference import ReferencePrompt, load_reference, timbre_spectrogram
+from studio.inference.requests import OUTPUT_SAMPLE_RATE, AudioChunk, SynthesisRequest, SynthesisResult
+
+_LOGGER = logging.getLogger(__name__)
+
+EARLY_STOP_TOKENS = 50 * 54  # upstream passes 50 × max_sec; it never triggers before the step cap
+SPLIT_MARKS = ",.;?!、，。？！;：…"
+REFERENCE_CACHE_SIZE = 8
+BERT_DIM = 1024
+
+
+@dataclass
+class TextFeatures:
+    """Phones of one sentence and their BERT matrix."""
+
+    phone_ids: list[int]
+    bert: torch.Tensor  # (1024, len(phone_ids))
+    norm_text: str
+
+
+@dataclass
+class EngineModels:
+    """The loaded models of one voice on one device."""
+
+    gpt: torch.nn.Module
+    sovits: torch.nn.Module
+    content_encoder: object  # studio.models.content_encoder.ContentEncoder
+    bert: object | None  # studio.models.text_features.ChineseBertFeatures, None → zeros for Chinese too
+    version: str = "v2"
+    device: torch.device = torch.device("cpu")
+
+
+class Synthesizer:
+    """Turns :class:`SynthesisRequest` s into audio with one set of loaded models.
+
+    Thread-safe: a lock serialises model use (one model instance per device); the reference cache is
+    per instance and keyed by file content, so concurrent callers never get each other's voice.
+    """
+
+    def __init__(self, models: EngineModels) -> None:
+        self.models = models
+        self._lock = threading.RLock()
+        self._references: OrderedDict[tuple, ReferencePrompt] = OrderedDict()
+
+    @property
+    def sample_rate(self) -> int:
+        return OUTPUT_SAMPLE_RATE
+
+    # ------------------------------------------------------------------------------------------ stages
+
+    def text_features(self, text: str, lang: str) -> TextFeatures:
+        """Phone ids and the 1024-d BERT matrix of ``text`` (zeros except for Chinese segments)."""
+        from studio.text.frontend import text_to_phones
+
+        seq = text_to_phones(text, lang, version=self.models.version)
+        blocks = []
+        for seg in seq.segments:
+            n = len(seg.phones)
+            if seg.lang == "zh" and self.models.bert is not None:
+                feats = self.models.bert.phone_features(seg.norm_text, seg.word2ph)
+                if feats.shape[0] != BERT_DIM:
+                    raise StudioError(
+                        f"The Chinese BERT model gives {feats.shape[0]}-d features but the GPT expects {BERT_DIM}.",
+                        hint="Use chinese-roberta-wwm-ext-large (see pretrained/README.md).",
+                    )
+                blocks.append(feats.float().cpu())
+            else:
+                blocks.append(torch.zeros(BERT_DIM, n))
+        bert = torch.cat(blocks, dim=1) if blocks else torch.zeros(BERT_DIM, 0)
+        return TextFeatures(phone_ids=list(seq.phone_ids), bert=bert, norm_text=seq.norm_text)
+
+    def reference_prompt(self, request: SynthesisRequest) -> ReferencePrompt:
+        """Prompt tokens, prompt phones and timbre spectrograms for the request's reference(s); cached."""
+        if request.reference is None:
+            raise StudioError("No reference clip was given.", hint="Choose a 3–10 s clip of the voice to imitate.")
+        key = (
+            _file_identity(request.reference),
+            tuple(_file_identity(p) for p in request.aux_references),
+            request.ref_text,
+            request.ref_lang,
+            request.auto_trim_reference,
+        )
+        with self._lock:
+            cached = self._references.get(key)
+            if cached is not None:
+                self._references.move_to_end(key)
+                return cached
+        prompt = self._build_reference(request)
+        with self._lock:
+            self._references[key] = prompt
+            while len(self._references) > REFERENCE_CACHE_SIZE:
+                self._references.popitem(last=False)
+        return prompt
+
+    def _build_reference(self, request: SynthesisRequest) -> ReferencePrompt:
+        from studio.models.content_encoder import reference_ssl_input
+
+        dev = self.models.device
+        ref = load_reference(request.reference, auto_trim=request.auto_trim_reference)
+        specs = [timbre_spectrogram(ref.wav32k, dev)]
+        for aux in request.aux_references:
+            specs.append(timbre_spectrogram(load_reference(aux, check_length=False).wav32k, dev))
+        ref_text = request.ref_text.strip()
+        if not ref_text:  # reference-free mode: timbre only
+            return ReferencePrompt(prompt_tokens=None, prompt_phone_ids=[], prompt_bert=None, specs=specs)
+        if ref_text[-1] not in SPLIT_MARKS:
+            ref_text += "." if request.ref_lang == "en" else "。"
+        feats = self.text_features(ref_text, request.ref_lang)
+        with self._lock, torch.inference_mode():
+            ssl = self.models.content_encoder.encode(reference_ssl_input(ref.wav16k).to(dev))  # (1, 768, T_ssl)
+            codes = self.models.sovits.extract_latent(ssl)  # (n_q, 1, T_sem)
+        return ReferencePrompt(
+            prompt_tokens=codes[0].long(),  # (1, T_sem)
+            prompt_phone_ids=feats.phone_ids,
+            prompt_bert=feats.bert,
+            specs=specs,
+        )
+
+    def generate_tokens(
+        self,
+        feats: TextFeatures,
+        prompt: ReferencePrompt,
+        request: SynthesisRequest,
+        generator: torch.Generator,
+    ) -> list[int]:
+        """Semantic tokens for one sentence (the GPT stage)."""
+        from studio.models.generate import generate_semantic
+
+        dev = self.models.device
+        phone_ids = prompt.prompt_phone_ids + feats.phone_ids
+        bert = feats.bert if prompt.prompt_bert is None else torch.cat([prompt.prompt_bert, feats.bert], dim=1)
+        with self._lock, torch.inference_mode():
+            result = generate_semantic(
+                self.models.gpt,
+                torch.tensor([phone_ids], dtype=torch.long, device=dev),
+                bert.unsqueeze(0).to(dev),
+                None if prompt.prompt_tokens is None else prompt.prompt_tokens.to(dev),
+                top_k=request.top_k,
+                top_p=request.top_p,
+                temperature=request.temperature,
+                repetition_penalty=request.repetition_penalty,
+                early_stop_num=EARLY_STOP_TOKENS,
+                max_steps=request.max_tokens_per_sentence,
+                generator=generator,
+            )
+        return [int(t) for t in result.tokens]
+
+    def decode_tokens(
+        self,
+        tokens: list[int],
+        feats: TextFeatures,
+        prompt: ReferencePrompt,
+        request: SynthesisRequest,
+        generator: torch.Generator,
+    ) -> np.ndarray:
+        """32 kHz float32 audio for one sentence's tokens (the SoVITS stage), with peak and energy touches."""
+        dev = self.models.device
+        codes = torch.tensor([[tokens]], dtype=torch.long, device=dev)  # (1, 1, T_sem)
+        phones = torch.tensor([feats.phone_ids], dtype=torch.long, device=dev)  # (1, T_text)
+        with self._lock, torch.inference_mode():
+            wav = self.models.sovits.decode(
+                codes, phones, prompt.specs, noise_scale=request.noise_scale, speed=request.speed, generator=generator
+            )  # (1, 1, T_wav)
+        audio = wav.reshape(-1).float().cpu().numpy()
+        audio = normalize_peak(audio)
+        return apply_energy(audio, request.energy, OUTPUT_SAMPLE_RATE)
+
+    # ------------------------------------------------------------------------------------------ driving
+
+    def sentences(self, request: SynthesisRequest) -> list[str]:
+        from studio.text.sentence_split import prepare_sentences
+
+        text = request.text.strip()
+        if not text:
+            raise TextError("There is no text to speak.", hint="Type a sentence first.")
+        sentences = prepare_sentences(text, request.lang, request.split)
+        if not sentences:
+            raise TextError("The text has nothing that can be spoken (only punctuation or symbols).")
+        return sentences
+
+    def stream(
+        self,
+        request: SynthesisRequest,
+        *,
+        on_tokens: Callable[[int, list[int]], None] | None = None,
+    ) -> Iterator[AudioChunk]:
+        """Yield audio sentence by sentence; each chunk ends with the pause that follows its sentence."""
+        request = request.validated()
+        seed = _resolve_seed(request.seed)
+        sentences = self.sentences(request)
+        feats = [self.text_features(s, request.lang) for s in sentences]  # fail early on bad text
+        prompt = self.reference_prompt(request)
+        generator = torch.Generator(device=self.models.device).manual_seed(seed)
+        for index, (sentence, feat) in enumerate(zip(sentences, feats, strict=True)):
+            tokens = self.generate_tokens(feat, prompt, request, generator)
+            if on_tokens:
+                on_tokens(index, tokens)
+            audio = self.decode_tokens(tokens, feat, prompt, request, generator)
+            if index < len(sentences) - 1:
+                audio = np.concatenate([audio, silence(request.pause_s, OUTPUT_SAMPLE_RATE)])
+            yield AudioChunk(audio=audio, sample_rate=OUTPUT_SAMPLE_RATE, sentence_index=index, text=sentence)
+
+    def synthesize(self, request: SynthesisRequest) -> SynthesisResult:
+        """The whole utterance: exactly the concatenation of :meth:`stream`."""
+        seed = _resolve_seed(request.seed)
+        request = request.with_seed(seed)
+        tokens: list[list[int]] = []
+        start = time.perf_counter()
+        first_audio = None
+        pieces = []
+        for chunk in self.stream(request, on_tokens=lambda _i, t: tokens.append(t)):
+            if first_audio is None:
+                first_audio = time.perf_counter() - start
+            pieces.append(chunk.audio)
+        audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+        return SynthesisResult(
+            audio=audio.astype(np.float32),
+            sample_rate=OUTPUT_SAMPLE_RATE,
+            sentences=[c for c in self.sentences(request)],
+            seed=seed,
+            semantic_tokens=tokens,
+            timings={"total_s": time.perf_counter() - start, "first_audio_s": first_audio or 0.0},
+        )
+
+
+def _resolve_seed(seed: int | None) -> int:
+    return seed if seed is not None and seed >= 0 else random.randrange(2**31)
+
+
+def _file_identity(path: Path) -> tuple[str, str]:
+    """(resolved path, sha1 of the content): two different clips never share a cache entry."""
+    path = Path(path)
+    try:
+        digest = hashlib.sha1(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise StudioError(f"Cannot read the reference clip {path}: {exc.strerror or exc}.") from exc
+    return str(path.resolve()), digest

@@ -1,0 +1,122 @@
+"""Synthesis use case shared by the CLI, the studio UI and the HTTP API.
+
+Owns the loaded models: the content encoder and Chinese BERT are loaded once per device; one
+:class:`Synthesizer` per (GPT file, SoVITS file) pair is kept in a small LRU cache. Every call is
+serialised per device (one model instance per device), so concurrent requests queue instead of
+mixing state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from studio.inference.requests import SynthesisRequest, SynthesisResult
+from studio.inference.synthesizer import EngineModels, Synthesizer
+from studio.pretrained import PretrainedAssets, missing_error
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_LOADED_VOICES = 2
+
+
+@dataclass(frozen=True)
+class VoiceModels:
+    """The two model files of a voice: a GPT (.ckpt) and a SoVITS generator (.pth)."""
+
+    gpt_path: Path
+    sovits_path: Path
+
+    def key(self) -> tuple[str, str, float, float]:
+        return (
+            str(self.gpt_path.resolve()),
+            str(self.sovits_path.resolve()),
+            self.gpt_path.stat().st_mtime,
+            self.sovits_path.stat().st_mtime,
+        )
+
+
+class SynthesisService:
+    """Loads voices on demand and runs synthesis requests against them."""
+
+    def __init__(
+        self,
+        pretrained: PretrainedAssets | None = None,
+        *,
+        device: str | None = None,
+        hubert_dir: Path | None = None,
+        bert_dir: Path | None = None,
+    ) -> None:
+        self.pretrained = pretrained or PretrainedAssets()
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.hubert_dir = Path(hubert_dir) if hubert_dir else self.pretrained.hubert_dir
+        self.bert_dir = Path(bert_dir) if bert_dir else self.pretrained.bert_dir
+        self._lock = threading.Lock()
+        self._encoders: tuple[object, object | None] | None = None
+        self._voices: OrderedDict[tuple, Synthesizer] = OrderedDict()
+
+    def base_voice(self) -> VoiceModels:
+        return VoiceModels(self.pretrained.gpt_path, self.pretrained.sovits_path)
+
+    def check_base_files(self, voice: VoiceModels | None = None) -> None:
+        """Raise a :class:`MissingPretrainedError` that lists every missing file and how to get it."""
+        voice = voice or self.base_voice()
+        needed = [voice.gpt_path, voice.sovits_path, self.hubert_dir / "config.json", self.hubert_dir]
+        absent = [p for p in needed if not p.exists()]
+        if absent:
+            raise missing_error(absent, self.pretrained.root)
+
+    def _shared_encoders(self) -> tuple[object, object | None]:
+        from studio.models.content_encoder import ContentEncoder
+        from studio.models.text_features import ChineseBertFeatures
+
+        if self._encoders is None:
+            hubert = ContentEncoder(self.hubert_dir, device=self.device)
+            bert = None
+            if self.bert_dir.exists():
+                bert = ChineseBertFeatures(self.bert_dir, device=self.device)
+            else:
+                _LOGGER.warning("Chinese BERT folder %s not found: Chinese text gets zero features", self.bert_dir)
+            self._encoders = (hubert, bert)
+        return self._encoders
+
+    def synthesizer(self, voice: VoiceModels | None = None) -> Synthesizer:
+        """The loaded :class:`Synthesizer` for ``voice`` (the base models by default)."""
+        from studio.models.sovits.checkpoint import load_sovits
+        from studio.models.text2semantic_checkpoint import load_text2semantic
+
+        voice = voice or self.base_voice()
+        self.check_base_files(voice)
+        with self._lock:
+            key = voice.key()
+            if key in self._voices:
+                self._voices.move_to_end(key)
+                return self._voices[key]
+            hubert, bert = self._shared_encoders()
+            gpt, _, _ = load_text2semantic(voice.gpt_path)
+            sovits, _, _, version = load_sovits(voice.sovits_path)
+            synth = Synthesizer(
+                EngineModels(
+                    gpt=gpt.to(self.device).eval(),
+                    sovits=sovits.to(self.device).eval(),
+                    content_encoder=hubert,
+                    bert=bert,
+                    version=version,
+                    device=self.device,
+                )
+            )
+            self._voices[key] = synth
+            while len(self._voices) > MAX_LOADED_VOICES:
+                self._voices.popitem(last=False)
+            return synth
+
+    def synthesize(self, request: SynthesisRequest, voice: VoiceModels | None = None) -> SynthesisResult:
+        return self.synthesizer(voice).synthesize(request)
+
+    def stream(self, request: SynthesisRequest, voice: VoiceModels | None = None):
+        return self.synthesizer(voice).stream(request)
