@@ -1,0 +1,200 @@
+"""SoVITSSynthesizer: semantic tokens + phones + reference spectrogram(s) -> 32 kHz waveform.
+
+Shape legend: B batch, D_ssl SSL dim (768), T_ssl 50 Hz SSL frames, T_sem 25 Hz semantic tokens,
+Q codebooks, T_text phones, F spectrogram bins, T_spec spectrogram frames, O inter channels,
+G gin channels, T = 2·T_sem latent frames (T' after speed change).
+
+Stages, each callable on its own (the goldens test them one by one):
+``extract_latent`` (SSL -> codes), ``reference_style`` (spectrograms -> ge), ``semantic_to_content``
+(codes -> 50 Hz content), ``prior`` (enc_p), ``flow``, ``dec``; ``decode`` chains them.
+Training pieces (posterior encoder, random slicing) live in ``forward_train``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from studio.models.sovits.config import SoVITSConfig
+from studio.models.sovits.flow import ResidualCouplingBlock
+from studio.models.sovits.generator import Generator
+from studio.models.sovits.layers import sequence_mask
+from studio.models.sovits.posterior_encoder import PosteriorEncoder
+from studio.models.sovits.quantizer import ResidualVectorQuantizer
+from studio.models.sovits.reference_encoder import MelStyleEncoder
+from studio.models.sovits.text_encoder import TextEncoder
+
+
+@dataclass
+class PriorOutput:
+    """Output of the prior path for one decode call (all (B, O, T'), mask (B, 1, T'))."""
+
+    m_p: torch.Tensor
+    logs_p: torch.Tensor
+    mask: torch.Tensor
+    ge: torch.Tensor  # (B, G, 1)
+
+
+@dataclass
+class TrainOutput:
+    wav_slice: torch.Tensor  # (B, 1, segment_size · samples_per_frame)
+    slice_starts: torch.Tensor  # (B,) start frame of each slice
+    mask: torch.Tensor  # (B, 1, T_spec)
+    z: torch.Tensor
+    z_p: torch.Tensor
+    m_p: torch.Tensor
+    logs_p: torch.Tensor
+    m_q: torch.Tensor
+    logs_q: torch.Tensor
+    quantized: torch.Tensor  # (B, D_ssl, T_spec)
+
+
+class SoVITSSynthesizer(nn.Module):
+    def __init__(self, config: SoVITSConfig, with_posterior_encoder: bool = True) -> None:
+        super().__init__()
+        if config.resblock != "1":
+            raise ValueError(f"only resblock '1' is implemented, got {config.resblock!r}")
+        if config.semantic_frame_rate != "25hz":
+            raise ValueError(f"only the 25hz semantic frame rate is implemented, got {config.semantic_frame_rate!r}")
+        c = self.config = config
+        # Module order = official state-dict order (enc_p, dec, enc_q, flow, ref_enc, ssl_proj, quantizer).
+        self.enc_p = TextEncoder(c)
+        self.dec = Generator(
+            c.inter_channels,
+            c.resblock_kernel_sizes,
+            c.resblock_dilation_sizes,
+            c.upsample_rates,
+            c.upsample_initial_channel,
+            c.upsample_kernel_sizes,
+            gin_channels=c.gin_channels,
+        )
+        self.enc_q: PosteriorEncoder | None = None
+        if with_posterior_encoder:
+            self.enc_q = PosteriorEncoder(
+                c.spec_channels,
+                c.inter_channels,
+                c.hidden_channels,
+                c.posterior_kernel_size,
+                1,
+                c.posterior_n_layers,
+                gin_channels=c.gin_channels,
+            )
+        self.flow = ResidualCouplingBlock(
+            c.inter_channels,
+            c.hidden_channels,
+            c.flow_kernel_size,
+            1,
+            c.flow_n_layers,
+            c.flow_n_flows,
+            gin_channels=c.gin_channels,
+        )
+        self.ref_enc = MelStyleEncoder(
+            c.ref_enc_in_bins, c.gin_channels, c.style_hidden, c.style_kernel_size, c.style_heads
+        )
+        self.ssl_proj = nn.Conv1d(c.ssl_dim, c.ssl_dim, 2, stride=2)
+        self.quantizer = ResidualVectorQuantizer(c.ssl_dim, c.codebook_size, c.n_codebooks)
+
+    # ------------------------------------------------------------------ inference stages
+    @torch.no_grad()
+    def extract_latent(self, ssl: torch.Tensor) -> torch.Tensor:
+        """SSL features (B, D_ssl, T_ssl) at 50 Hz -> semantic codes (Q, B, T_ssl // 2) at 25 Hz."""
+        return self.quantizer.encode(self.ssl_proj(ssl))
+
+    def reference_style(self, specs: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        """Linear spectrogram(s) (B, F, T_spec) -> ge (B, G, 1); a list gives the mean of the vectors."""
+        if isinstance(specs, (list, tuple)):
+            if not specs:
+                raise ValueError("at least one reference spectrogram is needed")
+            return torch.stack([self._style(s) for s in specs], 0).mean(0)
+        return self._style(specs)
+
+    def _style(self, spec: torch.Tensor) -> torch.Tensor:
+        lengths = torch.full((spec.size(0),), spec.size(2), dtype=torch.long, device=spec.device)
+        mask = sequence_mask(lengths, spec.size(2)).unsqueeze(1).to(spec.dtype)  # (B, 1, T_spec)
+        return self.ref_enc(spec[:, : self.config.ref_enc_in_bins] * mask, mask)
+
+    def semantic_to_content(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes (Q, B, T_sem) -> content (B, D_ssl, 2·T_sem): codebook lookup, nearest ×2 upsampling."""
+        quantized = self.quantizer.decode(codes)  # (B, D_ssl, T_sem)
+        return F.interpolate(quantized, size=quantized.shape[-1] * 2, mode="nearest")
+
+    def prior(
+        self,
+        codes: torch.Tensor,
+        phone_ids: torch.Tensor,
+        ge: torch.Tensor,
+        speed: float = 1.0,
+    ) -> PriorOutput:
+        """codes (Q, B, T_sem), phone_ids (B, T_text), ge (B, G, 1) -> m_p, logs_p (B, O, T')."""
+        content = self.semantic_to_content(codes)  # (B, D_ssl, T)
+        b = content.size(0)
+        content_lengths = torch.full((b,), content.size(2), dtype=torch.long, device=content.device)
+        text_lengths = torch.full((b,), phone_ids.size(-1), dtype=torch.long, device=phone_ids.device)
+        _, m_p, logs_p, mask = self.enc_p(content, content_lengths, phone_ids, text_lengths, ge, speed)
+        return PriorOutput(m_p=m_p, logs_p=logs_p, mask=mask, ge=ge)
+
+    @torch.no_grad()
+    def decode(
+        self,
+        codes: torch.Tensor,
+        phone_ids: torch.Tensor,
+        refer_specs: torch.Tensor | list[torch.Tensor],
+        noise_scale: float = 0.5,
+        speed: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Synthesize: codes (Q, B, T_sem), phone_ids (B, T_text), reference spectrogram(s) (B, F, T_spec)
+        -> wav (B, 1, T'·samples_per_frame); T' = 2·T_sem at speed 1, else int(2·T_sem / speed) + 1."""
+        ge = self.reference_style(refer_specs)
+        prior = self.prior(codes, phone_ids, ge, speed)
+        z_p = self.sample_prior(prior, noise_scale, generator)
+        z = self.flow(z_p, prior.mask, g=ge, reverse=True)  # (B, O, T')
+        return self.dec(z * prior.mask, g=ge)
+
+    @staticmethod
+    def sample_prior(prior: PriorOutput, noise_scale: float, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z_p = m_p + ε·exp(logs_p)·noise_scale with ε ~ N(0, 1)."""
+        if noise_scale == 0:
+            return prior.m_p.clone()
+        eps = torch.randn(prior.m_p.shape, generator=generator, dtype=prior.m_p.dtype, device=prior.m_p.device)
+        return prior.m_p + eps * torch.exp(prior.logs_p) * noise_scale
+
+    # ------------------------------------------------------------------ training
+    def forward_train(
+        self,
+        ssl: torch.Tensor,
+        spec: torch.Tensor,
+        spec_lengths: torch.Tensor,
+        phone_ids: torch.Tensor,
+        phone_lengths: torch.Tensor,
+    ) -> TrainOutput:
+        """ssl (B, D_ssl, T_ssl≈T_spec), spec (B, F, T_spec) target = reference, phones (B, T_text)."""
+        if self.enc_q is None:
+            raise RuntimeError("this model was loaded without its posterior encoder (enc_q); it cannot be trained")
+        mask = sequence_mask(spec_lengths, spec.size(2)).unsqueeze(1).to(spec.dtype)  # (B, 1, T_spec)
+        ge = self.ref_enc(spec[:, : self.config.ref_enc_in_bins] * mask, mask)
+        if self.config.freeze_quantizer:
+            self.ssl_proj.eval()
+            self.quantizer.eval()
+        with torch.no_grad():
+            quantized, _ = self.quantizer(self.ssl_proj(ssl))  # (B, D_ssl, T_ssl // 2)
+        quantized = F.interpolate(quantized, size=quantized.shape[-1] * 2, mode="nearest")
+        _, m_p, logs_p, _ = self.enc_p(quantized, spec_lengths, phone_ids, phone_lengths, ge)
+        z, m_q, logs_q, mask = self.enc_q(spec, spec_lengths, g=ge)
+        z_p = self.flow(z, mask, g=ge)
+        z_slice, starts = _random_slices(z, spec_lengths, self.config.segment_size)
+        wav = self.dec(z_slice, g=ge)
+        return TrainOutput(wav, starts, mask, z, z_p, m_p, logs_p, m_q, logs_q, quantized)
+
+
+def _random_slices(x: torch.Tensor, lengths: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random windows of `size` frames from (B, C, T) within each item's length -> (B, C, size), starts (B,)."""
+    b = x.size(0)
+    max_start = (lengths - size + 1).clamp(min=1)
+    starts = (torch.rand(b, device=x.device) * max_start).long()
+    idx = starts.view(b, 1) + torch.arange(size, device=x.device).view(1, size)  # (B, size)
+    idx = idx.clamp(max=x.size(2) - 1).unsqueeze(1).expand(-1, x.size(1), -1)
+    return torch.gather(x, 2, idx), starts
