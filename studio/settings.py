@@ -1,0 +1,32 @@
+"""Where the studio keeps things and which device it runs on, resolved once per process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from studio.pretrained import REPO_ROOT, default_pretrained_dir
+
+
+def default_workspace_dir() -> Path:
+    """``$STUDIO_WORKSPACE`` if set, else ``workspace/`` beside the package."""
+    env = os.environ.get("STUDIO_WORKSPACE")
+    return Path(env).expanduser().resolve() if env else REPO_ROOT / "workspace"
+
+
+def default_device() -> str:
+    """``cuda`` when an NVIDIA GPU is usable, else ``cpu`` (imports torch lazily)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class StudioSettings:
+    workspace: Path = field(default_factory=default_workspace_dir)
+    pretrained: Path = field(default_factory=default_pretrained_dir)
+    device: str | None = None  # None → default_device() when first needed
+
+    def resolved_device(self) -> str:
+        return self.device or default_device()
