@@ -1,0 +1,217 @@
+"""Loading and saving GPT (s1) weights in upstream's formats, safely.
+
+Two layouts are read, both with ``torch.load(weights_only=True)`` (no arbitrary unpickling):
+
+* the WebUI export (``GPT_weights_v2/<exp>-e<epoch>.ckpt``, also the pretrained ``s1bert25hz-….ckpt``):
+  ``{"weight": {"model.<key>": fp16 tensor}, "config": {...}, "info": "GPT-e<epoch>"}``;
+* a Lightning training checkpoint: ``{"state_dict": {"model.<key>": tensor}, …}`` (config under ``config``
+  or ``hyper_parameters.config`` when present, otherwise the sizes are read from the tensor shapes).
+
+Our :class:`~studio.models.text2semantic.Text2SemanticModel` has the same keys *without* the ``model.``
+prefix; it is stripped here on load and added back by :func:`save_text2semantic_official`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+from studio.errors import CheckpointError
+from studio.models.text2semantic import PRESETS, Text2SemanticConfig, Text2SemanticModel
+
+_LOGGER = logging.getLogger(__name__)
+
+PREFIX = "model."
+# First two bytes upstream writes over the zip header of SoVITS files that are not v1/v2 (SPEC §11).
+_SOVITS_HEADERS = {b"05": "v2Pro", b"06": "v2ProPlus", b"03": "v3 LoRA", b"04": "v4 LoRA"}
+_SOVITS_KEY_MARKERS = ("enc_p.", "dec.", "flow.", "ref_enc.", "quantizer.", "ssl_proj.")
+
+
+@dataclass(frozen=True)
+class Text2SemanticCheckpointInfo:
+    """Where the weights came from. ``config`` is the stored upstream config dict (kept for re-export)."""
+
+    path: Path
+    version: str  # "v1" (512-row phone table) or "v2" (732)
+    kind: str  # "export" or "lightning"
+    info: str | None = None  # upstream's label, e.g. "GPT-e15"
+    stored_dtype: torch.dtype = torch.float16
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+class LoadedText2Semantic(NamedTuple):
+    model: Text2SemanticModel
+    config: Text2SemanticConfig
+    info: Text2SemanticCheckpointInfo
+
+
+def _read(path: Path) -> Any:
+    what = f"GPT model file {path}"
+    if not path.is_file():
+        raise CheckpointError(f"{what} does not exist.", hint="Check the path or re-export the model.")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if not head:
+        raise CheckpointError(f"{what} is empty.", hint="Copy or download the file again.")
+    if head != b"PK" and head[:1] != b"\x80" and head not in _SOVITS_HEADERS:  # zip, or a legacy pickle
+        raise CheckpointError(
+            f"{what} is not a PyTorch checkpoint (expected a zip archive starting with 'PK').",
+            hint="Choose the .ckpt file that GPT training exported.",
+        )
+    if head in _SOVITS_HEADERS:
+        raise CheckpointError(
+            f"{path} is a SoVITS {_SOVITS_HEADERS[head]} model (.pth), not a GPT model (.ckpt).",
+            hint="Choose the file from GPT_weights*/ for the GPT slot.",
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "HParams" in str(exc):
+            raise CheckpointError(
+                f"{path} is a SoVITS model (.pth), not a GPT model (.ckpt).",
+                hint="Choose the file from GPT_weights*/ for the GPT slot.",
+            ) from None
+        raise CheckpointError(
+            f"{what} is not a GPT checkpoint: it holds data that cannot be loaded safely ({_first_line(exc)})."
+        ) from None
+    except Exception as exc:  # torch raises RuntimeError/EOFError/ValueError/… for damaged files
+        raise CheckpointError(
+            f"{what} cannot be read: it is truncated or corrupt ({_first_line(exc)}).",
+            hint="Copy or download the file again.",
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:120] if text else type(exc).__name__
+
+
+def _extract(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None, str, str | None]:
+    """(state dict without prefix, config dict or None, kind, info label)."""
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} is not a GPT checkpoint: expected a dict, found {type(obj).__name__}.")
+    if "weight" in obj:
+        kind, weights = "export", obj["weight"]
+    elif "state_dict" in obj:
+        kind, weights = "lightning", obj["state_dict"]
+    else:
+        raise CheckpointError(
+            f"{path} is not a GPT checkpoint: expected a 'weight' (exported model) or 'state_dict' (training "
+            f"checkpoint) entry, found {sorted(map(str, obj))[:8]}."
+        )
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise CheckpointError(f"{path}: the '{kind}' weights are not a mapping of tensors.")
+    if any(k.startswith(_SOVITS_KEY_MARKERS) for k in weights):
+        raise CheckpointError(
+            f"{path} is a SoVITS model (.pth), not a GPT model (.ckpt).",
+            hint="Choose the file from GPT_weights*/ for the GPT slot.",
+        )
+    state = {k[len(PREFIX) :] if k.startswith(PREFIX) else k: v for k, v in weights.items()}
+    config = obj.get("config")
+    if config is None and isinstance(obj.get("hyper_parameters"), dict):
+        config = obj["hyper_parameters"].get("config")
+    info = obj.get("info")
+    return state, config if isinstance(config, dict) else None, kind, info if isinstance(info, str) else None
+
+
+def _config_from_shapes(state: dict[str, torch.Tensor], path: Path) -> Text2SemanticConfig:
+    """Sizes from tensor shapes; the head count cannot be seen in shapes, so it comes from a preset of the
+    same width."""
+    try:
+        phones, dim = state["ar_text_embedding.word_embeddings.weight"].shape
+        vocab = state["ar_audio_embedding.word_embeddings.weight"].shape[0]
+    except KeyError as exc:
+        raise CheckpointError(f"{path} has no config and no GPT embedding tables (missing {exc}).") from None
+    n_layer = len({k.split(".")[2] for k in state if k.startswith("h.layers.")})
+    heads = [p.n_head for p in PRESETS.values() if p.hidden_dim == dim]
+    if not heads:
+        raise CheckpointError(
+            f"{path} has no config and its width {dim} matches no known preset, so the number of attention "
+            "heads is unknown."
+        )
+    _LOGGER.warning("%s has no config; assuming %d heads for width %d", path, heads[0], dim)
+    return Text2SemanticConfig(
+        embedding_dim=dim, hidden_dim=dim, n_head=heads[0], n_layer=n_layer, vocab_size=vocab, phoneme_vocab_size=phones
+    )
+
+
+def _check_shapes(model: Text2SemanticModel, state: dict[str, torch.Tensor], path: Path) -> None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    if missing:
+        raise CheckpointError(
+            f"{path} is missing {len(missing)} GPT weight(s), e.g. {', '.join(PREFIX + k for k in missing[:3])}.",
+            hint="The file is incomplete or not a GPT-SoVITS GPT checkpoint.",
+        )
+    wrong = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in expected.items() if state[k].shape != v.shape]
+    if wrong:
+        k, got, want = wrong[0]
+        raise CheckpointError(
+            f"{path}: weight {PREFIX}{k} has shape {list(got)} but its config expects {list(want)} "
+            f"({len(wrong)} mismatching tensor(s))."
+        )
+    extra = sorted(set(state) - set(expected))
+    if extra:
+        _LOGGER.warning("%s: ignoring %d unexpected key(s), e.g. %s", path, len(extra), extra[:3])
+
+
+def load_text2semantic(
+    path: str | os.PathLike[str], *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> LoadedText2Semantic:
+    """Load an official/WebUI GPT ``.ckpt`` or a Lightning training checkpoint into an eval-mode model.
+
+    Stored fp16 weights are cast to ``dtype`` (float32 by default). Raises :class:`CheckpointError` for a
+    missing, truncated or corrupt file, a SoVITS file, missing keys or mismatching shapes.
+    """
+    path = Path(path)
+    state, raw_config, kind, label = _extract(_read(path), path)
+    if raw_config is not None:
+        try:
+            config = Text2SemanticConfig.from_checkpoint_config(raw_config)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: the stored GPT config is unusable ({exc}).") from None
+    else:
+        config = _config_from_shapes(state, path)
+    model = Text2SemanticModel(config)
+    _check_shapes(model, state, path)
+    stored_dtype = next(iter(state.values())).dtype
+    model.load_state_dict({k: state[k].to(dtype) for k in model.state_dict()}, strict=True)
+    model.to(device=device, dtype=dtype).eval()
+    info = Text2SemanticCheckpointInfo(
+        path=path, version=config.version, kind=kind, info=label, stored_dtype=stored_dtype, config=raw_config or {}
+    )
+    _LOGGER.info("loaded GPT %s (%s, %s) from %s", config.version, kind, label, path)
+    return LoadedText2Semantic(model, config, info)
+
+
+def save_text2semantic_official(
+    model: Text2SemanticModel,
+    config: dict[str, Any] | Text2SemanticConfig | None,
+    path: str | os.PathLike[str],
+    info: str,
+) -> Path:
+    """Write the WebUI export format: ``{"weight": OrderedDict("model.<key>" → fp16), "config", "info"}``.
+
+    ``config`` is the full upstream config dict to embed (None → the model's own sizes in upstream's keys).
+    The file is written to a temporary name and moved into place, so a crash never leaves half a file.
+    """
+    path = Path(path)
+    if config is None or isinstance(config, Text2SemanticConfig):
+        config = (config or model.config).to_checkpoint_config()
+    weight = OrderedDict((PREFIX + k, v.detach().to("cpu", torch.float16)) for k, v in model.state_dict().items())
+    payload = OrderedDict([("weight", weight), ("config", config), ("info", info)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
