@@ -1,0 +1,59 @@
+"""The one object a front end (studio UI, HTTP API, CLI) holds: settings plus every service.
+
+Built once per process. Services are created on first use, so starting the UI imports no model code.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from studio.pretrained import PretrainedAssets
+from studio.settings import StudioSettings
+
+
+class Studio:
+    """Settings + services, each created lazily and shared by every caller."""
+
+    def __init__(self, settings: StudioSettings | None = None, *, hubert_dir: Path | None = None,
+                 bert_dir: Path | None = None) -> None:
+        self.settings = settings or StudioSettings()
+        self._hubert_dir = hubert_dir
+        self._bert_dir = bert_dir
+
+    @property
+    def workspace_root(self) -> Path:
+        return Path(self.settings.workspace)
+
+    @cached_property
+    def pretrained(self) -> PretrainedAssets:
+        return PretrainedAssets(Path(self.settings.pretrained))
+
+    @cached_property
+    def device(self) -> str:
+        return self.settings.resolved_device()
+
+    @cached_property
+    def synthesis(self):
+        from studio.services.synthesis import SynthesisService
+
+        return SynthesisService(self.pretrained, device=self.device, hubert_dir=self._hubert_dir,
+                                bert_dir=self._bert_dir)
+
+    @cached_property
+    def voices(self):
+        from studio.services.voices import VoiceLibrary
+
+        return VoiceLibrary(self.workspace_root)
+
+    @cached_property
+    def datasets(self):
+        from studio.services.dataset_prep import DatasetPrepService
+
+        return DatasetPrepService(self.workspace_root)
+
+    @cached_property
+    def training(self):
+        from studio.services.training import TrainingService
+
+        return TrainingService(self.workspace_root, self.pretrained, device=self.device)
