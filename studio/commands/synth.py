@@ -1,0 +1,97 @@
+"""``studio synth``: text + a reference clip → a 32 kHz WAV, with the base models or any voice's files."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "synth",
+        help="synthesize speech from text with a reference clip",
+        description="Synthesize speech. Model files default to the base models in pretrained/.",
+    )
+    p.add_argument("--text", required=True, help="what to say")
+    p.add_argument("--lang", default="auto", help="language of --text: auto, zh, en, ja, all_zh, all_ja, … (default auto)")
+    p.add_argument("--ref", type=Path, help="reference clip, 3–10 s (default: the voice's own clip with --voice)")
+    p.add_argument("--ref-text", default=None, help="transcript of the reference (empty: reference-free mode)")
+    p.add_argument("--ref-lang", default=None, help="language of --ref-text (default: same as --lang)")
+    p.add_argument("--aux-ref", type=Path, action="append", default=[], help="extra clip(s) averaged into the timbre")
+    p.add_argument("--out", type=Path, required=True, help="output .wav file")
+    p.add_argument("--voice", default=None, help="a voice from the library (workspace/voices/NAME)")
+    p.add_argument("--workspace", type=Path, default=None, help="workspace folder (default: workspace/)")
+    p.add_argument("--pretrained", type=Path, default=None, help="folder of base models (default: pretrained/)")
+    p.add_argument("--gpt", type=Path, default=None, help="GPT weights (.ckpt); default: the base model")
+    p.add_argument("--sovits", type=Path, default=None, help="SoVITS weights (.pth); default: the base model")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--top-k", type=int, default=15)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--repetition-penalty", type=float, default=1.35)
+    p.add_argument("--speed", type=float, default=1.0, help="0.6–1.65 is the useful range (duration, not pitch)")
+    p.add_argument("--noise-scale", type=float, default=0.5, help="acoustic variation; 0 = deterministic decoder")
+    p.add_argument("--energy", type=float, default=1.0, help="loudness-contour scale around its mean (1 = unchanged)")
+    p.add_argument("--pause", type=float, default=0.3, help="seconds of silence between sentences")
+    p.add_argument("--split", default="cut1", help="how to cut long text: cut0–cut5 or a method name (default cut1)")
+    p.add_argument("--seed", type=int, default=-1, help="same seed → same audio; -1 = random")
+    p.add_argument("--max-tokens", type=int, default=1500, help="cap on semantic tokens per sentence (25 per second)")
+    p.add_argument("--auto-trim", action="store_true", help="trim a reference longer than 10 s instead of refusing it")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from studio.audio.io import save_wav
+    from studio.errors import StudioError
+    from studio.inference.requests import SynthesisRequest
+    from studio.pretrained import PretrainedAssets
+    from studio.services.synthesis import SynthesisService, VoiceModels
+
+    assets = PretrainedAssets(args.pretrained) if args.pretrained else PretrainedAssets()
+    service = SynthesisService(assets, device=args.device)
+    ref, ref_text, ref_lang = args.ref, args.ref_text, args.ref_lang
+    voice = None
+    if args.voice:
+        from studio.services.voices import VoiceLibrary
+        from studio.settings import default_workspace_dir
+
+        info = VoiceLibrary(args.workspace or default_workspace_dir()).get(args.voice)
+        voice = info.models
+        if ref is None:
+            ref, ref_text = info.reference_audio, info.reference_text if ref_text is None else ref_text
+            ref_lang = ref_lang or info.reference_lang
+    if args.gpt or args.sovits:
+        base = voice or service.base_voice()
+        voice = VoiceModels(args.gpt or base.gpt_path, args.sovits or base.sovits_path)
+    if ref is None:
+        raise StudioError("No reference clip given.", hint="Pass --ref CLIP.wav (3–10 s of the voice) or --voice NAME.")
+    request = SynthesisRequest(
+        text=args.text,
+        lang=args.lang,
+        reference=ref,
+        ref_text=ref_text or "",
+        ref_lang=ref_lang or args.lang,
+        aux_references=tuple(args.aux_ref),
+        top_k=args.top_k,
+        top_p=args.top_p,
+        temperature=args.temperature,
+        repetition_penalty=args.repetition_penalty,
+        speed=args.speed,
+        noise_scale=args.noise_scale,
+        energy=args.energy,
+        pause_s=args.pause,
+        split=args.split,
+        seed=args.seed,
+        auto_trim_reference=args.auto_trim,
+        max_tokens_per_sentence=args.max_tokens,
+    )
+    start = time.perf_counter()
+    result = service.synthesize(request, voice)
+    save_wav(args.out, result.audio, result.sample_rate, metadata={"comment": "AI-generated speech (SoVITS Studio)"})
+    took = time.perf_counter() - start
+    print(
+        f"Wrote {args.out} ({result.duration_s:.2f} s at {result.sample_rate} Hz, {len(result.sentences)} sentence(s), "
+        f"seed {result.seed}) in {took:.1f} s."
+    )
+    return 0
