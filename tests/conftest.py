@@ -55,3 +55,27 @@ def tiny_s2_pth(golden: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         while chunk := src.read(1 << 20):
             dst.write(chunk)
     return out
+
+
+def build_tiny_pretrained(target: Path, golden: Path, s2_path: Path) -> Path:
+    """A ``pretrained/`` folder in upstream's layout whose files are the tiny golden models (symlinks)."""
+    from studio import pretrained as layout
+
+    (target / layout.V2_DIR).mkdir(parents=True, exist_ok=True)
+    links = {
+        layout.GPT_V2: golden / "tiny_s1.ckpt",
+        layout.SOVITS_V2: s2_path,
+        layout.HUBERT_DIR: golden / "hf_tiny_hubert",
+        layout.BERT_DIR: golden / "hf_tiny_bert",
+    }
+    for rel, src in links.items():
+        dst = target / rel
+        if not dst.exists():
+            dst.symlink_to(src)
+    return target
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(golden: Path, tiny_s2_pth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Base models = the tiny golden checkpoints, in the official folder layout."""
+    return build_tiny_pretrained(tmp_path_factory.mktemp("pretrained"), golden, tiny_s2_pth)

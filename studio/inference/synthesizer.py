@@ -30,6 +30,7 @@ _LOGGER = logging.getLogger(__name__)
 EARLY_STOP_TOKENS = 50 * 54  # upstream passes 50 × max_sec; it never triggers before the step cap
 SPLIT_MARKS = ",.;?!、，。？！;：…"
 REFERENCE_CACHE_SIZE = 8
+STREAM_CONTEXT_TOKENS = 8  # left context re-decoded with every streamed chunk
 BERT_DIM = 1024
 
 
@@ -159,12 +160,7 @@ class Synthesizer:
                 torch.tensor([phone_ids], dtype=torch.long, device=dev),
                 bert.unsqueeze(0).to(dev),
                 None if prompt.prompt_tokens is None else prompt.prompt_tokens.to(dev),
-                top_k=request.top_k,
-                top_p=request.top_p,
-                temperature=request.temperature,
-                repetition_penalty=request.repetition_penalty,
-                early_stop_num=EARLY_STOP_TOKENS,
-                max_steps=request.max_tokens_per_sentence,
+                **self._sampling_kwargs(request),
                 generator=generator,
             )
         return [int(t) for t in result.tokens]
@@ -208,21 +204,120 @@ class Synthesizer:
         *,
         on_tokens: Callable[[int, list[int]], None] | None = None,
     ) -> Iterator[AudioChunk]:
-        """Yield audio sentence by sentence; each chunk ends with the pause that follows its sentence."""
+        """Yield audio sentence by sentence (or every ``stream_tokens`` tokens inside a sentence).
+
+        The last chunk of each sentence but the final one ends with the pause that follows it.
+        """
         request = request.validated()
         seed = _resolve_seed(request.seed)
         sentences = self.sentences(request)
         feats = [self.text_features(s, request.lang) for s in sentences]  # fail early on bad text
         prompt = self.reference_prompt(request)
         generator = torch.Generator(device=self.models.device).manual_seed(seed)
-        for index, (sentence, feat) in enumerate(zip(sentences, feats, strict=True)):
-            tokens = self.generate_tokens(feat, prompt, request, generator)
-            if on_tokens:
-                on_tokens(index, tokens)
-            audio = self.decode_tokens(tokens, feat, prompt, request, generator)
-            if index < len(sentences) - 1:
+        last = len(sentences) - 1
+
+        def chunk(index: int, audio: np.ndarray, is_end: bool) -> AudioChunk:
+            if is_end and index < last:
                 audio = np.concatenate([audio, silence(request.pause_s, OUTPUT_SAMPLE_RATE)])
-            yield AudioChunk(audio=audio, sample_rate=OUTPUT_SAMPLE_RATE, sentence_index=index, text=sentence)
+            return AudioChunk(audio, OUTPUT_SAMPLE_RATE, index, sentences[index], is_sentence_end=is_end)
+
+        if request.stream_tokens > 0:
+            for index, feat in enumerate(feats):
+                for audio, is_end in self._stream_sentence(index, feat, prompt, request, generator, on_tokens):
+                    yield chunk(index, audio, is_end)
+            return
+        for start in range(0, len(feats), request.batch_size):
+            group = list(range(start, min(start + request.batch_size, len(feats))))
+            token_lists = self._generate_group([feats[i] for i in group], prompt, request, generator)
+            for index, tokens in zip(group, token_lists, strict=True):
+                if on_tokens:
+                    on_tokens(index, tokens)
+                yield chunk(index, self.decode_tokens(tokens, feats[index], prompt, request, generator), True)
+
+    def _generate_group(
+        self, feats: list[TextFeatures], prompt: ReferencePrompt, request: SynthesisRequest, generator: torch.Generator
+    ) -> list[list[int]]:
+        """Tokens for several sentences; more than one → upstream's batched decoding with a shared prompt."""
+        if len(feats) == 1 or prompt.prompt_tokens is None:
+            return [self.generate_tokens(f, prompt, request, generator) for f in feats]
+        from studio.models.generate import generate_semantic_batch
+
+        items = [
+            (
+                torch.tensor(prompt.prompt_phone_ids + f.phone_ids, dtype=torch.long),
+                torch.cat([prompt.prompt_bert, f.bert], dim=1),
+            )
+            for f in feats
+        ]
+        with self._lock, torch.inference_mode():
+            results = generate_semantic_batch(
+                self.models.gpt,
+                items,
+                prompt.prompt_tokens.to(self.models.device),
+                **self._sampling_kwargs(request),
+                generator=generator,
+            )
+        return [[int(t) for t in r.tokens] for r in results]
+
+    def _sampling_kwargs(self, request: SynthesisRequest) -> dict:
+        return {
+            "top_k": request.top_k,
+            "top_p": request.top_p,
+            "temperature": request.temperature,
+            "repetition_penalty": request.repetition_penalty,
+            "early_stop_num": EARLY_STOP_TOKENS,
+            "max_steps": request.max_tokens_per_sentence,
+        }
+
+    def _stream_sentence(
+        self,
+        index: int,
+        feat: TextFeatures,
+        prompt: ReferencePrompt,
+        request: SynthesisRequest,
+        generator: torch.Generator,
+        on_tokens: Callable[[int, list[int]], None] | None,
+    ) -> Iterator[tuple[np.ndarray, bool]]:
+        """Audio of one sentence while its tokens are still being generated.
+
+        Each new token chunk is decoded together with ``STREAM_CONTEXT_TOKENS`` already-emitted tokens of left
+        context; the audio of the newest token is held back and cross-faded into the next chunk's decode, so the
+        joins are smooth even though later tokens slightly change earlier audio.
+        """
+        from studio.models.generate import stream_semantic
+
+        dev = self.models.device
+        phone_ids = prompt.prompt_phone_ids + feat.phone_ids
+        bert = feat.bert if prompt.prompt_bert is None else torch.cat([prompt.prompt_bert, feat.bert], dim=1)
+        tokens: list[int] = []
+        emitted_tokens = 0  # tokens whose audio has been yielded (except the held-back tail)
+        tail = np.zeros(0, dtype=np.float32)
+        with self._lock, torch.inference_mode():
+            chunks = stream_semantic(
+                self.models.gpt,
+                torch.tensor([phone_ids], dtype=torch.long, device=dev),
+                bert.unsqueeze(0).to(dev),
+                None if prompt.prompt_tokens is None else prompt.prompt_tokens.to(dev),
+                chunk_size=request.stream_tokens,
+                **self._sampling_kwargs(request),
+                generator=generator,
+            )
+            for piece in chunks:
+                tokens.extend(int(t) for t in piece.tokens)
+                if not tokens or (not piece.final and len(tokens) - emitted_tokens < 2):
+                    continue
+                ctx = max(0, emitted_tokens - STREAM_CONTEXT_TOKENS)
+                audio = self.decode_tokens(tokens[ctx:], feat, prompt, request, generator)
+                per_token = len(audio) / (len(tokens) - ctx)
+                start = int(round((emitted_tokens - ctx) * per_token))
+                end = len(audio) if piece.final else int(round((len(tokens) - 1 - ctx) * per_token))
+                fresh = audio[start:end]  # starts at the held-back token, which `tail` also covers
+                out = _crossfade(tail, fresh)
+                tail = np.zeros(0, dtype=np.float32) if piece.final else audio[end:]
+                emitted_tokens = len(tokens) if piece.final else len(tokens) - 1
+                yield out, piece.final
+        if on_tokens:
+            on_tokens(index, tokens)
 
     def synthesize(self, request: SynthesisRequest) -> SynthesisResult:
         """The whole utterance: exactly the concatenation of :meth:`stream`."""
@@ -245,6 +340,16 @@ class Synthesizer:
             semantic_tokens=tokens,
             timings={"total_s": time.perf_counter() - start, "first_audio_s": first_audio or 0.0},
         )
+
+
+def _crossfade(tail: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+    """Blend ``tail`` (held-back audio) into the first ``len(tail)`` samples of ``fresh`` (same time span)."""
+    n = min(len(tail), len(fresh))
+    if n == 0:
+        return np.concatenate([tail, fresh]).astype(np.float32)
+    ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
+    head = tail[:n] * (1.0 - ramp) + fresh[:n] * ramp
+    return np.concatenate([head, fresh[n:]]).astype(np.float32)
 
 
 def _resolve_seed(seed: int | None) -> int:
