@@ -1,0 +1,354 @@
+"""Check a dataset clip by clip and as a whole; pick the best zero-shot reference clip.
+
+Every :class:`Finding` has a severity (``error`` = the clip will hurt training or be dropped,
+``warning`` = likely to lower quality, ``info``) and a plain-language fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from studio.audio.io import load_audio
+from studio.audio.silence import edge_silence_s, level_stats
+from studio.corpus import DatasetEntry
+from studio.errors import AudioError
+
+_LOGGER = logging.getLogger(__name__)
+
+ERROR, WARNING, INFO = "error", "warning", "info"
+
+
+@dataclass
+class LintConfig:
+    min_s: float = 0.6  # upstream drops shorter clips from training
+    short_s: float = 2.0
+    long_s: float = 12.0
+    max_s: float = 25.0
+    min_snr_db: float = 15.0
+    bad_snr_db: float = 8.0
+    silent_db: float = -60.0
+    edge_silence_s: float = 1.0
+    clip_warn: float = 0.001  # share of clipped samples
+    clip_error: float = 0.01
+    min_avg_logprob: float = -0.8
+    min_language_probability: float = 0.6
+    min_usable_minutes: float = 1.0
+    reference_range_s: tuple[float, float] = (3.0, 10.0)
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str  # e.g. "clipping", "too_long"
+    severity: str  # "error" | "warning" | "info"
+    message: str
+    fix: str
+    clip: str | None = None  # clip file name; None for set-level findings
+
+
+@dataclass(frozen=True)
+class ClipStats:
+    name: str
+    duration_s: float
+    peak: float
+    clipped_fraction: float
+    speech_db: float
+    snr_db: float
+    lead_silence_s: float
+    trail_silence_s: float
+
+
+@dataclass(frozen=True)
+class ReferencePick:
+    audio_path: str
+    text: str
+    language: str
+    duration_s: float
+    score: float
+    reasons: tuple[str, ...]
+
+
+@dataclass
+class LintReport:
+    findings: list[Finding] = field(default_factory=list)
+    clips: list[ClipStats] = field(default_factory=list)
+    total_minutes: float = 0.0
+    usable_minutes: float = 0.0
+
+    def for_clip(self, name: str) -> list[Finding]:
+        return [f for f in self.findings if f.clip == name]
+
+    def codes(self, name: str | None = None) -> set[str]:
+        return {f.code for f in self.findings if name is None or f.clip == name}
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == ERROR]
+
+    def to_dict(self) -> dict:
+        return {
+            "total_minutes": round(self.total_minutes, 3),
+            "usable_minutes": round(self.usable_minutes, 3),
+            "findings": [asdict(f) for f in self.findings],
+            "clips": [
+                {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(c).items()} for c in self.clips
+            ],
+        }
+
+
+def clipped_fraction(audio: np.ndarray) -> float:
+    """Share of samples in flat runs (≥ 3 samples) at the signal's peak: hard clipping, even after rescaling."""
+    x = np.abs(np.asarray(audio, dtype=np.float32))
+    peak = float(x.max()) if x.size else 0.0
+    if peak < 0.05 or x.size < 3:
+        return 0.0
+    at_peak = x >= peak * 0.999
+    runs = at_peak[:-2] & at_peak[1:-1] & at_peak[2:]
+    flagged = np.zeros_like(at_peak)
+    for shift in range(3):
+        flagged[shift : shift + runs.size] |= runs
+    return float(flagged.mean())
+
+
+def analyse_clip(audio: np.ndarray, sample_rate: int, name: str = "") -> ClipStats:
+    levels = level_stats(audio, sample_rate)
+    lead, trail = edge_silence_s(audio, sample_rate, threshold_db=max(-50.0, levels.noise_db + 6.0))
+    return ClipStats(
+        name=name,
+        duration_s=len(audio) / sample_rate,
+        peak=float(np.max(np.abs(audio))) if audio.size else 0.0,
+        clipped_fraction=clipped_fraction(audio),
+        speech_db=levels.speech_db,
+        snr_db=levels.snr_db,
+        lead_silence_s=lead,
+        trail_silence_s=trail,
+    )
+
+
+def lint_clip(
+    stats: ClipStats, entry: DatasetEntry | None = None, asr: Mapping | None = None, config: LintConfig | None = None
+) -> list[Finding]:
+    """Findings for one clip from its measurements, list entry and ASR confidences (any may be missing)."""
+    c = config or LintConfig()
+    out: list[Finding] = []
+
+    def add(code: str, severity: str, message: str, fix: str) -> None:
+        out.append(Finding(code, severity, message, fix, stats.name))
+
+    if stats.speech_db < c.silent_db:
+        add(
+            "silent",
+            ERROR,
+            "The clip is silent: no speech in it.",
+            "Delete it, or check the microphone and record again.",
+        )
+        return out
+    d = stats.duration_s
+    if d < c.min_s:
+        add(
+            "too_short",
+            ERROR,
+            f"Only {d:.1f} s long; clips under {c.min_s} s are dropped from training.",
+            "Delete it or merge it with its neighbour.",
+        )
+    elif d < c.short_s:
+        add(
+            "too_short",
+            WARNING,
+            f"Only {d:.1f} s long; very short clips teach little.",
+            "Merge it with the clip before or after.",
+        )
+    if d > c.max_s:
+        add(
+            "too_long",
+            ERROR,
+            f"{d:.1f} s long; clips over {c.max_s:.0f} s waste memory and hurt training.",
+            "Split it at pauses into 3–10 s pieces.",
+        )
+    elif d > c.long_s:
+        add("too_long", WARNING, f"{d:.1f} s long; 3–10 s clips train best.", "Split it at a pause.")
+    if stats.clipped_fraction >= c.clip_warn:
+        sev = ERROR if stats.clipped_fraction >= c.clip_error else WARNING
+        add(
+            "clipping",
+            sev,
+            f"{stats.clipped_fraction:.1%} of the samples are clipped (distorted).",
+            "Record again with the input level turned down.",
+        )
+    if stats.snr_db < c.min_snr_db:
+        sev = ERROR if stats.snr_db < c.bad_snr_db else WARNING
+        add(
+            "noisy",
+            sev,
+            f"Background noise is high (estimated SNR {stats.snr_db:.0f} dB).",
+            "Turn on denoise, or record in a quieter room.",
+        )
+    if stats.lead_silence_s > c.edge_silence_s or stats.trail_silence_s > c.edge_silence_s:
+        add(
+            "edge_silence",
+            WARNING,
+            f"{stats.lead_silence_s:.1f} s of silence before and {stats.trail_silence_s:.1f} s after the speech.",
+            "Trim the silence (re-run the slicer or split the clip).",
+        )
+    if entry is not None:
+        out.extend(_text_findings(entry, asr, c))
+    return out
+
+
+def _text_findings(entry: DatasetEntry, asr: Mapping | None, c: LintConfig) -> list[Finding]:
+    out: list[Finding] = []
+    name = entry.name
+    if not normalise_text(entry.text):
+        out.append(
+            Finding("no_text", ERROR, "The transcript is empty.", "Type what is said, or delete the clip.", name)
+        )
+        return out
+    script = text_script(entry.text)
+    if script and script != entry.language and not (script == "zh" and entry.language in ("ja", "yue")):
+        out.append(
+            Finding(
+                "language_mismatch",
+                WARNING,
+                f"The text looks like {script.upper()} but the clip is marked {entry.language.upper()}.",
+                "Fix the language column or the transcript.",
+                name,
+            )
+        )
+    if asr:
+        detected, prob = asr.get("language"), float(asr.get("language_probability", 1.0))
+        if detected and prob < 1.0 and detected != entry.language and prob >= c.min_language_probability:
+            out.append(
+                Finding(
+                    "language_mismatch",
+                    WARNING,
+                    f"The recogniser heard {detected.upper()} ({prob:.0%} sure) but the clip is marked {entry.language.upper()}.",
+                    "Check the language of the clip.",
+                    name,
+                )
+            )
+        if float(asr.get("avg_logprob", 0.0)) < c.min_avg_logprob or prob < c.min_language_probability:
+            out.append(
+                Finding(
+                    "low_confidence",
+                    WARNING,
+                    "The recogniser was unsure of this transcript.",
+                    "Listen to the clip and correct the text.",
+                    name,
+                )
+            )
+    return out
+
+
+def normalise_text(text: str) -> str:
+    """Lower-case letters and digits only (for duplicate detection and error rates)."""
+    folded = unicodedata.normalize("NFKC", text).lower()
+    return "".join(ch for ch in folded if ch.isalnum() or ch.isspace()).strip()
+
+
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_HAN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def text_script(text: str) -> str | None:
+    """Rough language of the writing: ``ja`` with kana, ``zh`` with only Han, ``en`` with only Latin letters."""
+    if _KANA.search(text):
+        return "ja"
+    han, latin = len(_HAN.findall(text)), len(_LATIN.findall(text))
+    if han and han >= latin:
+        return "zh"
+    if latin and not han:
+        return "en"
+    return None
+
+
+def lint_dataset(
+    entries: Sequence[DatasetEntry], asr: Mapping[str, Mapping] | None = None, config: LintConfig | None = None
+) -> LintReport:
+    """Load every clip of ``entries`` and lint each one and the set (duplicates, usable minutes)."""
+    c = config or LintConfig()
+    report = LintReport()
+    seen: dict[str, str] = {}
+    for entry in entries:
+        try:
+            audio, sr = load_audio(entry.audio_path)
+        except AudioError as exc:
+            report.findings.append(
+                Finding("unreadable", ERROR, str(exc), "Remove the line or restore the file.", entry.name)
+            )
+            continue
+        stats = analyse_clip(audio, sr, entry.name)
+        report.clips.append(stats)
+        findings = lint_clip(stats, entry, (asr or {}).get(entry.name), c)
+        key = normalise_text(entry.text)
+        if key and key in seen:
+            findings.append(
+                Finding(
+                    "duplicate_text",
+                    WARNING,
+                    f"Same text as {seen[key]}.",
+                    "Keep one of them, or fix the transcript.",
+                    entry.name,
+                )
+            )
+        seen.setdefault(key, entry.name)
+        report.findings.extend(findings)
+        report.total_minutes += stats.duration_s / 60
+        if not any(f.severity == ERROR for f in findings):
+            report.usable_minutes += stats.duration_s / 60
+    if report.usable_minutes < c.min_usable_minutes:
+        report.findings.append(
+            Finding(
+                "too_little_audio",
+                WARNING if report.usable_minutes > 0 else ERROR,
+                f"Only {report.usable_minutes:.1f} usable minute(s) of speech.",
+                "Record more: 1 minute works for a first try, 5–30 minutes give a much better voice.",
+            )
+        )
+    else:
+        report.findings.append(
+            Finding(
+                "usable_minutes", INFO, f"{report.usable_minutes:.1f} usable minute(s) of speech.", "Nothing to do."
+            )
+        )
+    return report
+
+
+def pick_reference(
+    entries: Sequence[DatasetEntry],
+    report: LintReport,
+    asr: Mapping[str, Mapping] | None = None,
+    config: LintConfig | None = None,
+) -> ReferencePick | None:
+    """The best clip for zero-shot use: 3–10 s, clean, confidently transcribed, ending in silence."""
+    c = config or LintConfig()
+    stats = {s.name: s for s in report.clips}
+    best: ReferencePick | None = None
+    lo, hi = c.reference_range_s
+    for entry in entries:
+        s = stats.get(entry.name)
+        if s is None or not lo <= s.duration_s <= hi or any(f.severity == ERROR for f in report.for_clip(entry.name)):
+            continue
+        reasons = [f"{s.duration_s:.1f} s long (fits the {lo:.0f}–{hi:.0f} s reference range)"]
+        score = min(s.snr_db, 50.0) / 50.0
+        reasons.append(f"estimated SNR {s.snr_db:.0f} dB")
+        conf = (asr or {}).get(entry.name)
+        if conf is not None:
+            score += float(np.clip(1.0 + float(conf.get("avg_logprob", -1.0)), 0.0, 1.0))
+            reasons.append(f"transcript confidence {np.exp(float(conf.get('avg_logprob', -1.0))):.0%}")
+        if s.trail_silence_s >= 0.1:
+            score += 0.5
+            reasons.append(f"ends in {s.trail_silence_s:.2f} s of silence")
+        score -= 0.5 * len(report.for_clip(entry.name)) + 0.05 * abs(s.duration_s - 6.5)
+        if s.clipped_fraction == 0:
+            reasons.append("no clipping")
+        if best is None or score > best.score:
+            best = ReferencePick(
+                str(entry.audio_path), entry.text, entry.language, s.duration_s, round(score, 3), tuple(reasons)
+            )
+    return best
