@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.pretrained import REPO_ROOT, default_pretrained_dir
-
-
-def default_workspace_dir() -> Path:
-    """``$STUDIO_WORKSPACE`` if set, else ``workspace/`` beside the package."""
-    env = os.environ.get("STUDIO_WORKSPACE")
-    return Path(env).expanduser().resolve() if env else REPO_ROOT / "workspace"
+from studio.pretrained import default_pretrained_dir
+from studio.workspace import default_workspace_root as default_workspace_dir
 
 
 def default_device() -> str:
