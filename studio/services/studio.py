@@ -15,8 +15,9 @@ from studio.settings import StudioSettings
 class Studio:
     """Settings + services, each created lazily and shared by every caller."""
 
-    def __init__(self, settings: StudioSettings | None = None, *, hubert_dir: Path | None = None,
-                 bert_dir: Path | None = None) -> None:
+    def __init__(
+        self, settings: StudioSettings | None = None, *, hubert_dir: Path | None = None, bert_dir: Path | None = None
+    ) -> None:
         self.settings = settings or StudioSettings()
         self._hubert_dir = hubert_dir
         self._bert_dir = bert_dir
@@ -37,8 +38,9 @@ class Studio:
     def synthesis(self):
         from studio.services.synthesis import SynthesisService
 
-        return SynthesisService(self.pretrained, device=self.device, hubert_dir=self._hubert_dir,
-                                bert_dir=self._bert_dir)
+        return SynthesisService(
+            self.pretrained, device=self.device, hubert_dir=self._hubert_dir, bert_dir=self._bert_dir
+        )
 
     @cached_property
     def voices(self):
@@ -57,3 +59,24 @@ class Studio:
         from studio.services.training import TrainingService
 
         return TrainingService(self.workspace_root, self.pretrained, device=self.device)
+
+    @cached_property
+    def voice_packs(self):
+        from studio.services.voice_packs import VoicePackService
+
+        return VoicePackService(self.workspace_root, self.pretrained)
+
+    @cached_property
+    def takes(self):
+        """Generate / check / compare takes (stored in ``<workspace>/takes``)."""
+        from studio.services.take_qa import TakeChecker
+        from studio.services.takes import TakeService, TakeStore
+
+        checker = TakeChecker(lambda: self.datasets.transcriber())
+        return TakeService(TakeStore(self.workspace_root / "takes"), lambda: self.synthesis, self.voices, checker)
+
+    @cached_property
+    def voice_packs(self):
+        from studio.services.voice_packs import VoicePackService
+
+        return VoicePackService(self.workspace_root, self.pretrained)

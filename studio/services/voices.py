@@ -1,0 +1,171 @@
+"""The voice library: every voice the studio can speak with, by name.
+
+A voice lives in ``<workspace>/voices/<name>/``::
+
+    voice.json     name, languages, reference transcript and language, origin, created
+    gpt.ckpt       GPT stage in the official GPT-SoVITS export format (merged weights)
+    sovits.pth     SoVITS stage in the official GPT-SoVITS export format (merged weights)
+    reference.wav  the default reference clip (3–10 s)
+
+Keeping the official formats on disk means a voice here is also a voice for GPT-SoVITS, and the same safe
+loaders serve both. Voice packs (zip) are the exchange format; importing one writes such a folder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+
+from studio.errors import StudioError, VoicePackError, WorkspaceError
+from studio.services.synthesis import VoiceModels
+from studio.workspace import atomic_write_text, validate_name
+
+VOICE_FILE = "voice.json"
+
+
+def _safe_relative(rel: str) -> Path:
+    """A relative path inside a voice folder; refuses absolute paths, ``..`` and reserved file names."""
+    parts = PurePosixPath(rel).parts
+    if not parts or PurePosixPath(rel).is_absolute() or "\\" in rel or any(p in ("", ".", "..") for p in parts):
+        raise VoicePackError(f"Invalid file name inside a voice folder: {rel!r}.")
+    if parts[0] in ("gpt.ckpt", "sovits.pth", "reference.wav", VOICE_FILE):
+        raise VoicePackError(f"{rel!r} would replace a voice's own file.")
+    return Path(*parts)
+
+
+class VoiceNotFoundError(StudioError):
+    """No voice of that name in the library."""
+
+
+@dataclass
+class VoiceInfo:
+    name: str
+    folder: Path
+    reference_text: str = ""
+    reference_lang: str = "auto"
+    languages: list[str] = field(default_factory=list)
+    origin: str = "trained"  # trained | imported-pack | imported-official
+    created: str = ""
+    description: str = ""
+    # more reference clips besides reference.wav: {"file": "references/<f>", "text", "language", "emotion"}
+    references: list[dict] = field(default_factory=list)
+    consent: dict | None = None  # {"speaker_name", "statement", "date", "confirmed"} (voice pack consent record)
+    base_model: dict = field(default_factory=dict)  # stage → {"file", "sha256"} of the base it was trained on
+    training: dict = field(default_factory=dict)  # training summary (epochs, steps, losses, …)
+    source: dict = field(default_factory=dict)  # where it came from, e.g. {"workspace": …, "run_id": …}
+
+    @property
+    def gpt_path(self) -> Path:
+        return self.folder / "gpt.ckpt"
+
+    @property
+    def sovits_path(self) -> Path:
+        return self.folder / "sovits.pth"
+
+    @property
+    def reference_audio(self) -> Path:
+        return self.folder / "reference.wav"
+
+    @property
+    def models(self) -> VoiceModels:
+        return VoiceModels(self.gpt_path, self.sovits_path)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data.pop("folder")
+        return json.dumps(data, ensure_ascii=False, indent=2)
+
+
+class VoiceLibrary:
+    """Lists, reads, adds and deletes voices under ``<workspace>/voices``."""
+
+    def __init__(self, workspace_root: Path) -> None:
+        self.root = Path(workspace_root) / "voices"
+
+    def list(self) -> list[VoiceInfo]:
+        if not self.root.is_dir():
+            return []
+        voices = []
+        for folder in sorted(self.root.iterdir()):
+            if (folder / VOICE_FILE).is_file():
+                try:
+                    voices.append(self._read(folder))
+                except StudioError:
+                    continue  # a damaged entry is skipped, never fatal for the listing
+        return voices
+
+    def names(self) -> list[str]:
+        return [v.name for v in self.list()]
+
+    def get(self, name: str) -> VoiceInfo:
+        folder = self.root / validate_name(name)
+        if not (folder / VOICE_FILE).is_file():
+            known = ", ".join(self.names()) or "none yet"
+            raise VoiceNotFoundError(f"There is no voice named {name!r} (voices: {known}).")
+        return self._read(folder)
+
+    def _read(self, folder: Path) -> VoiceInfo:
+        try:
+            data = json.loads((folder / VOICE_FILE).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise VoicePackError(f"The voice in {folder} has a damaged {VOICE_FILE}: {exc}") from exc
+        known = {k: data[k] for k in VoiceInfo.__dataclass_fields__ if k in data and k != "folder"}
+        return VoiceInfo(folder=folder, **known)
+
+    def add(
+        self,
+        info: VoiceInfo,
+        *,
+        gpt: Path,
+        sovits: Path,
+        reference: Path,
+        overwrite: bool = False,
+        extra_files: Mapping[str, Path] | None = None,
+    ) -> VoiceInfo:
+        """Copy the files of a voice into the library (atomically: a half-added voice never appears).
+
+        ``extra_files`` maps a relative path inside the voice folder (``references/01.wav``) to a file to copy.
+        """
+        name = validate_name(info.name)
+        extras = {_safe_relative(rel): Path(src) for rel, src in (extra_files or {}).items()}
+        target = self.root / name
+        if target.exists() and not overwrite:
+            raise WorkspaceError(
+                f"A voice named {name!r} already exists.", hint="Pick another name or delete it first."
+            )
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / f".{name}.adding"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        try:
+            shutil.copyfile(gpt, staging / "gpt.ckpt")
+            shutil.copyfile(sovits, staging / "sovits.pth")
+            shutil.copyfile(reference, staging / "reference.wav")
+            for rel, src in extras.items():
+                (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, staging / rel)
+            info = VoiceInfo(**{**asdict(info), "folder": target, "name": name})
+            atomic_write_text(staging / VOICE_FILE, info.to_json())
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return info
+
+    def reference_clips(self, info: VoiceInfo) -> list[tuple[Path, dict]]:
+        """Every reference clip of a voice, the default first: (path, {"text", "language", "emotion"})."""
+        clips = [(info.reference_audio, {"text": info.reference_text, "language": info.reference_lang, "emotion": ""})]
+        for entry in info.references:
+            if isinstance(entry, dict) and isinstance(entry.get("file"), str):
+                path = info.folder / _safe_relative(entry["file"])
+                if path.is_file():
+                    clips.append((path, {k: str(entry.get(k, "")) for k in ("text", "language", "emotion")}))
+        return clips
+
+    def delete(self, name: str) -> None:
+        info = self.get(name)
+        shutil.rmtree(info.folder)
