@@ -46,6 +46,10 @@ def default_workspace_root() -> Path:
     return Path(env).expanduser().resolve() if env else REPO_ROOT / "workspace"
 
 
+# Folders beside the projects that belong to the whole studio, so no project may take their names.
+STUDIO_FOLDERS = frozenset({"voices", "takes"})
+
+
 def validate_name(name: str) -> str:
     """Return the NFC-normalised project name, or raise :class:`WorkspaceError` if it cannot be a folder name.
 
@@ -82,7 +86,12 @@ class Workspace:
     root: Path = field(default_factory=default_workspace_root)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "name", validate_name(self.name))
+        name = validate_name(self.name)
+        if name.casefold() in STUDIO_FOLDERS:
+            raise WorkspaceError(
+                f"{name!r} is the name of a studio folder; a voice project can't use it.", hint="Pick another name."
+            )
+        object.__setattr__(self, "name", name)
         object.__setattr__(self, "root", Path(self.root).expanduser().resolve())
 
     # ---- layout -------------------------------------------------------------------------------
@@ -168,7 +177,7 @@ def list_workspaces(root: Path | None = None) -> list[Workspace]:
     base = Path(root) if root else default_workspace_root()
     found = []
     for child in sorted(base.iterdir()) if base.is_dir() else []:
-        if child.is_dir() and not child.name.startswith("."):
+        if child.is_dir() and not child.name.startswith(".") and child.name.casefold() not in STUDIO_FOLDERS:
             try:
                 found.append(Workspace(child.name, base))
             except WorkspaceError:

@@ -292,30 +292,35 @@ class Synthesizer:
         tokens: list[int] = []
         emitted_tokens = 0  # tokens whose audio has been yielded (except the held-back tail)
         tail = np.zeros(0, dtype=np.float32)
-        with self._lock, torch.inference_mode():
-            chunks = stream_semantic(
-                self.models.gpt,
-                torch.tensor([phone_ids], dtype=torch.long, device=dev),
-                bert.unsqueeze(0).to(dev),
-                None if prompt.prompt_tokens is None else prompt.prompt_tokens.to(dev),
-                chunk_size=request.stream_tokens,
-                **self._sampling_kwargs(request),
-                generator=generator,
-            )
-            for piece in chunks:
-                tokens.extend(int(t) for t in piece.tokens)
-                if not tokens or (not piece.final and len(tokens) - emitted_tokens < 2):
-                    continue
-                ctx = max(0, emitted_tokens - STREAM_CONTEXT_TOKENS)
-                audio = self.decode_tokens(tokens[ctx:], feat, prompt, request, generator)
-                per_token = len(audio) / (len(tokens) - ctx)
-                start = int(round((emitted_tokens - ctx) * per_token))
-                end = len(audio) if piece.final else int(round((len(tokens) - 1 - ctx) * per_token))
-                fresh = audio[start:end]  # starts at the held-back token, which `tail` also covers
-                out = _crossfade(tail, fresh)
-                tail = np.zeros(0, dtype=np.float32) if piece.final else audio[end:]
-                emitted_tokens = len(tokens) if piece.final else len(tokens) - 1
-                yield out, piece.final
+        chunks = stream_semantic(
+            self.models.gpt,
+            torch.tensor([phone_ids], dtype=torch.long, device=dev),
+            bert.unsqueeze(0).to(dev),
+            None if prompt.prompt_tokens is None else prompt.prompt_tokens.to(dev),
+            chunk_size=request.stream_tokens,
+            **self._sampling_kwargs(request),
+            generator=generator,
+        )
+        while True:
+            # The lock is held only while the model works, never across a yield: a caller that abandons the
+            # stream cannot block other requests. The KV cache belongs to this generator alone.
+            with self._lock, torch.inference_mode():
+                piece = next(chunks, None)
+            if piece is None:
+                break
+            tokens.extend(int(t) for t in piece.tokens)
+            if not tokens or (not piece.final and len(tokens) - emitted_tokens < 2):
+                continue
+            ctx = max(0, emitted_tokens - STREAM_CONTEXT_TOKENS)
+            audio = self.decode_tokens(tokens[ctx:], feat, prompt, request, generator)
+            per_token = len(audio) / (len(tokens) - ctx)
+            start = int(round((emitted_tokens - ctx) * per_token))
+            end = len(audio) if piece.final else int(round((len(tokens) - 1 - ctx) * per_token))
+            fresh = audio[start:end]  # starts at the held-back token, which `tail` also covers
+            out = _crossfade(tail, fresh)
+            tail = np.zeros(0, dtype=np.float32) if piece.final else audio[end:]
+            emitted_tokens = len(tokens) if piece.final else len(tokens) - 1
+            yield out, piece.final
         if on_tokens:
             on_tokens(index, tokens)
 

@@ -74,9 +74,3 @@ class Studio:
 
         checker = TakeChecker(lambda: self.datasets.transcriber())
         return TakeService(TakeStore(self.workspace_root / "takes"), lambda: self.synthesis, self.voices, checker)
-
-    @cached_property
-    def voice_packs(self):
-        from studio.services.voice_packs import VoicePackService
-
-        return VoicePackService(self.workspace_root, self.pretrained)

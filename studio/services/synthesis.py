@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,26 +18,11 @@ import torch
 from studio.inference.requests import SynthesisRequest, SynthesisResult
 from studio.inference.synthesizer import EngineModels, Synthesizer
 from studio.pretrained import PretrainedAssets, missing_error
+from studio.services.voices import VoiceModels
 
 _LOGGER = logging.getLogger(__name__)
 
 MAX_LOADED_VOICES = 2
-
-
-@dataclass(frozen=True)
-class VoiceModels:
-    """The two model files of a voice: a GPT (.ckpt) and a SoVITS generator (.pth)."""
-
-    gpt_path: Path
-    sovits_path: Path
-
-    def key(self) -> tuple[str, str, float, float]:
-        return (
-            str(self.gpt_path.resolve()),
-            str(self.sovits_path.resolve()),
-            self.gpt_path.stat().st_mtime,
-            self.sovits_path.stat().st_mtime,
-        )
 
 
 class SynthesisService:
@@ -120,3 +104,9 @@ class SynthesisService:
 
     def stream(self, request: SynthesisRequest, voice: VoiceModels | None = None):
         return self.synthesizer(voice).stream(request)
+
+    def forget_loaded(self) -> None:
+        """Drop every loaded model (e.g. after weights changed on disk); the next request reloads."""
+        with self._lock:
+            self._voices.clear()
+            self._encoders = None

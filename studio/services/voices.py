@@ -20,10 +20,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 from studio.errors import StudioError, VoicePackError, WorkspaceError
-from studio.services.synthesis import VoiceModels
 from studio.workspace import atomic_write_text, validate_name
 
 VOICE_FILE = "voice.json"
+
+
+@dataclass(frozen=True)
+class VoiceModels:
+    """The two model files of a voice: a GPT (.ckpt) and a SoVITS generator (.pth)."""
+
+    gpt_path: Path
+    sovits_path: Path
+
+    def key(self) -> tuple[str, str, float, float]:
+        return (
+            str(self.gpt_path.resolve()),
+            str(self.sovits_path.resolve()),
+            self.gpt_path.stat().st_mtime,
+            self.sovits_path.stat().st_mtime,
+        )
 
 
 def _safe_relative(rel: str) -> Path:
