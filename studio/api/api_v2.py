@@ -1,0 +1,280 @@
+"""GPT-SoVITS ``api_v2`` compatible routes: ``/tts`` (GET and POST), ``/set_*`` and ``/control``.
+
+Same parameters, defaults, media types, 400 messages and streaming wire format as upstream (SPEC §8), so
+existing clients work unchanged. Deliberate differences:
+
+* Paths (``ref_audio_path``, ``aux_ref_audio_paths``, weights) must lie in the allowed folders: else 403.
+* ``text_lang``/``prompt_lang`` are lower-cased in GET *and* POST (upstream only in GET).
+* ``aux_ref_audio_paths`` can also be given in GET (repeat the parameter).
+* Without ``ref_audio_path`` the server's default reference is used when it has one (``--voice``,
+  ``--ref-audio`` or ``/set_refer_audio``); without one the 400 is upstream's.
+* ``streaming_mode`` 2 and 3 send one chunk per sentence (our engine streams by sentence), with the same
+  wire format; ``batch_threshold``, ``split_bucket``, ``parallel_infer``, ``sample_steps``,
+  ``super_sampling`` and ``overlap_length`` are accepted and have no effect on v2 models.
+* int16 conversion clips instead of wrapping a sample of exactly +1.0.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict
+
+from studio.api.audio_encoding import AI_HEADER, MEDIA_TYPES, encode, to_int16, wav_stream_header
+from studio.api.engine import ApiEngine, Reference
+from studio.api.queue import Job
+from studio.api.security import ApiError, bearer_scheme
+from studio.inference.requests import SynthesisRequest
+from studio.text.sentence_split import UPSTREAM_NAMES
+
+_LOGGER = logging.getLogger(__name__)
+
+V2_MEDIA_TYPES = ("wav", "raw", "ogg", "aac")
+STREAMING_MODE_ERROR = "the value of streaming_mode must be 0, 1, 2, 3(int) or true/false(bool)"
+
+
+def get_engine(request: Request) -> ApiEngine:
+    return request.app.state.engine
+
+
+def authorize(request: Request, _credentials=Depends(bearer_scheme)) -> None:
+    get_engine(request).keys.verify(request)
+
+
+_ERROR = {"content": {"application/json": {"example": {"message": "text is required"}}}}
+_RESPONSES = {400: _ERROR, 401: _ERROR, 403: _ERROR, 503: _ERROR}
+_AUDIO = {"content": {MEDIA_TYPES[m]: {"schema": {"type": "string", "format": "binary"}} for m in V2_MEDIA_TYPES}}
+
+router = APIRouter(tags=["api_v2 (GPT-SoVITS compatible)"], dependencies=[Depends(authorize)], responses=_RESPONSES)
+
+
+class TTSParams(BaseModel):
+    """The parameters of ``/tts`` with upstream's defaults."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    text: str | None = None
+    text_lang: str | None = None
+    ref_audio_path: str | None = None
+    aux_ref_audio_paths: list[str] | None = None
+    prompt_lang: str | None = None
+    prompt_text: str = ""
+    top_k: int = 15
+    top_p: float = 1.0
+    temperature: float = 1.0
+    text_split_method: str = "cut5"
+    batch_size: int = 1
+    batch_threshold: float = 0.75
+    split_bucket: bool = True
+    speed_factor: float = 1.0
+    fragment_interval: float = 0.3
+    seed: int = -1
+    media_type: str = "wav"
+    streaming_mode: bool | int = False
+    parallel_infer: bool = True
+    repetition_penalty: float = 1.35
+    sample_steps: int = 32
+    super_sampling: bool = False
+    overlap_length: int = 2
+    min_chunk_length: int = 16
+
+
+@router.get("/tts", response_class=Response, responses={200: _AUDIO})
+async def tts_get(params: Annotated[TTSParams, Query()], engine: ApiEngine = Depends(get_engine)) -> Response:
+    """Synthesise speech (query parameters)."""
+    return await tts(engine, params)
+
+
+@router.post("/tts", response_class=Response, responses={200: _AUDIO})
+async def tts_post(params: TTSParams, engine: ApiEngine = Depends(get_engine)) -> Response:
+    """Synthesise speech (JSON body)."""
+    return await tts(engine, params)
+
+
+def parse_streaming_mode(value: bool | int | str | None) -> int:
+    """0 whole file, 1 one chunk per sentence, 2/3 token-chunk streaming (here: per sentence as well)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return int(value.strip().lower() == "true")
+    try:
+        mode = int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ApiError(400, STREAMING_MODE_ERROR) from None
+    if mode not in (0, 1, 2, 3):
+        raise ApiError(400, STREAMING_MODE_ERROR)
+    return mode
+
+
+def check_params(engine: ApiEngine, p: TTSParams) -> None:
+    """Upstream's validation, message for message."""
+    if not p.ref_audio_path and engine.current.reference is None:
+        raise ApiError(400, "ref_audio_path is required")
+    if not p.text:
+        raise ApiError(400, "text is required")
+    languages = engine.supported_languages()
+    for name, value in (("text_lang", p.text_lang), ("prompt_lang", p.prompt_lang)):
+        if not value:
+            if name == "prompt_lang" and not p.ref_audio_path:
+                continue  # the default reference brings its own language
+            raise ApiError(400, f"{name} is required")
+        if value.lower() not in languages:
+            raise ApiError(400, f"{name}: {value} is not supported in version {engine.version}")
+    if p.media_type not in V2_MEDIA_TYPES:
+        raise ApiError(400, f"media_type: {p.media_type} is not supported")
+    if p.text_split_method not in UPSTREAM_NAMES:
+        raise ApiError(400, f"text_split_method:{p.text_split_method} is not supported")
+
+
+def build_request(engine: ApiEngine, p: TTSParams, mode: int) -> SynthesisRequest:
+    if p.ref_audio_path:
+        reference = Reference(engine.guard.resolve(p.ref_audio_path, "ref_audio_path"), p.prompt_text, "")
+        ref_lang = (p.prompt_lang or "").lower()
+    else:
+        reference = engine.current.reference
+        ref_lang = (p.prompt_lang or reference.lang).lower()
+        if p.prompt_text:
+            reference = Reference(reference.audio, p.prompt_text, ref_lang)
+    aux = tuple(engine.guard.resolve(a, "aux_ref_audio_paths") for a in p.aux_ref_audio_paths or () if a)
+    return SynthesisRequest(
+        text=p.text or "",
+        lang=(p.text_lang or "").lower(),
+        reference=reference.audio,
+        ref_text=reference.text,
+        ref_lang=ref_lang,
+        aux_references=aux,
+        top_k=p.top_k,
+        top_p=p.top_p,
+        temperature=p.temperature,
+        repetition_penalty=p.repetition_penalty,
+        speed=p.speed_factor,
+        pause_s=p.fragment_interval,
+        split=p.text_split_method,
+        batch_size=min(max(p.batch_size, 1), 64),  # the engine batches at most 64 sentences
+        seed=None if p.seed < 0 else p.seed,
+        stream_tokens=p.min_chunk_length if mode in (2, 3) else 0,
+    )
+
+
+async def first_chunk(job: Job):
+    """The first item of a synthesis job, or a 400 "tts failed" naming what went wrong."""
+    try:
+        return await job.next()
+    except StopAsyncIteration:
+        return None
+    except Exception as exc:
+        job.cancel()
+        raise ApiError(400, "tts failed", exception=str(exc)) from exc
+
+
+async def tts(engine: ApiEngine, p: TTSParams) -> Response:
+    mode = parse_streaming_mode(p.streaming_mode)
+    check_params(engine, p)
+    request = build_request(engine, p, mode)
+    job = engine.submit(request)
+    first = await first_chunk(job)
+    media_type = MEDIA_TYPES[p.media_type]
+    if mode == 0:
+        chunks = [first] if first is not None else []
+        try:
+            chunks += [chunk async for chunk in job]
+        except Exception as exc:
+            raise ApiError(400, "tts failed", exception=str(exc)) from exc
+        audio = np.concatenate([c.audio for c in chunks]) if chunks else np.zeros(0, np.float32)
+        body = await run_in_threadpool(encode, audio, engine.sample_rate, p.media_type)
+        return Response(body, media_type=media_type, headers=AI_HEADER)
+    return StreamingResponse(
+        _stream_body(job, first, p.media_type, engine.sample_rate), media_type=media_type, headers=AI_HEADER
+    )
+
+
+async def _stream_body(job: Job, first, fmt: str, sample_rate: int):
+    """WAV: a 0-frame header then raw int16; raw: int16; ogg/aac: each chunk a complete stream (chained)."""
+
+    def pack(chunk) -> bytes:
+        if fmt in ("wav", "raw"):
+            return to_int16(chunk.audio).tobytes()
+        return encode(chunk.audio, sample_rate, fmt)
+
+    try:
+        if fmt == "wav":
+            yield wav_stream_header(sample_rate)
+        if first is not None:
+            yield await run_in_threadpool(pack, first)
+        async for chunk in job:
+            yield await run_in_threadpool(pack, chunk)
+    except Exception:  # the status line is gone: the stream just ends early
+        _LOGGER.exception("streaming synthesis failed")
+    finally:
+        job.cancel()
+
+
+@router.get("/set_gpt_weights")
+async def set_gpt_weights(weights_path: str | None = None, engine: ApiEngine = Depends(get_engine)):
+    """Load another GPT (``.ckpt``) for the following requests."""
+    return await _set_weights(engine, weights_path, "gpt")
+
+
+@router.get("/set_sovits_weights")
+async def set_sovits_weights(weights_path: str | None = None, engine: ApiEngine = Depends(get_engine)):
+    """Load another SoVITS (``.pth``) for the following requests."""
+    return await _set_weights(engine, weights_path, "sovits")
+
+
+async def _set_weights(engine: ApiEngine, weights_path: str | None, kind: str) -> JSONResponse:
+    if not weights_path:
+        raise ApiError(400, f"{kind} weight path is required")
+    path = engine.guard.resolve(weights_path, "weights_path")
+    try:
+        await engine.swap_models(**{kind: path})
+    except ApiError:
+        raise
+    except Exception as exc:
+        raise ApiError(400, f"change {kind} weight failed", exception=str(exc)) from exc
+    return JSONResponse({"message": "success"})
+
+
+@router.get("/set_refer_audio")
+async def set_refer_audio(
+    refer_audio_path: str | None = None,
+    prompt_text: str | None = None,
+    prompt_lang: str | None = None,
+    engine: ApiEngine = Depends(get_engine),
+) -> JSONResponse:
+    """Set the server's default reference (used when a request names none, and by OpenAI voice "default")."""
+    from studio.inference.reference import load_reference
+
+    if not refer_audio_path:
+        raise ApiError(400, "refer audio path is required")
+    path = engine.guard.resolve(refer_audio_path, "refer_audio_path")
+    try:
+        await run_in_threadpool(load_reference, path)
+    except Exception as exc:
+        raise ApiError(400, "set refer audio failed", exception=str(exc)) from exc
+    old = engine.current.reference
+    text = prompt_text if prompt_text is not None else ""
+    lang = (prompt_lang or (old.lang if old else "auto")).lower()
+    engine.set_reference(Reference(path, text, lang))
+    return JSONResponse({"message": "success"})
+
+
+@router.get("/control")
+async def control(request: Request, background: BackgroundTasks, command: str | None = None) -> JSONResponse:
+    """``restart``: reload the models (``studio serve`` re-executes itself); ``exit``: stop the server gracefully."""
+    if not command:
+        raise ApiError(400, "command is required")
+    ctl = request.app.state.control
+    if command == "exit":
+        if not ctl.can_stop:
+            raise ApiError(400, "command: exit is not available: this app does not run its own server")
+        background.add_task(ctl.exit)
+        return JSONResponse({"message": "exiting"})
+    if command == "restart":
+        await ctl.restart()
+        return JSONResponse({"message": "restarting"})
+    raise ApiError(400, f"command: {command} is not supported (use restart or exit)")

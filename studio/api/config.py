@@ -1,0 +1,51 @@
+"""Settings of the HTTP server: which models it speaks with, which files it may read, how many requests wait."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from studio.pretrained import default_pretrained_dir
+from studio.workspace import default_workspace_root
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9880
+DEFAULT_QUEUE_SIZE = 16
+
+
+@dataclass
+class ServerSettings:
+    """Everything :func:`studio.api.app.create_app` needs.
+
+    * ``voice``: a voice of the library (``<workspace>/voices/<name>``) loaded at start; its reference clip and
+      transcript become the default reference. Otherwise ``gpt_path``/``sovits_path`` (or the base models) are
+      used and the default reference comes from ``ref_audio``/``ref_text``/``ref_lang`` or ``/set_refer_audio``.
+    * ``allow_dirs``: folders besides the workspace and ``pretrained/`` whose files requests may name.
+    * ``queue_size``: how many requests may wait behind the one being synthesised; more get a 503.
+    * ``max_tokens_per_sentence``: a cap on semantic tokens per sentence (1500 = upstream's; lower it for
+      untrained or tiny models that never say "stop").
+    """
+
+    workspace: Path = field(default_factory=default_workspace_root)
+    pretrained: Path = field(default_factory=default_pretrained_dir)
+    voice: str | None = None
+    gpt_path: Path | None = None
+    sovits_path: Path | None = None
+    hubert_dir: Path | None = None
+    bert_dir: Path | None = None
+    ref_audio: Path | None = None
+    ref_text: str = ""
+    ref_lang: str = "auto"
+    api_key: str | None = None
+    allow_dirs: tuple[Path, ...] = ()
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    device: str | None = None
+    max_tokens_per_sentence: int = 1500
+    preload: bool = True
+
+    def __post_init__(self) -> None:
+        self.workspace = Path(self.workspace).expanduser()
+        self.pretrained = Path(self.pretrained).expanduser()
+        self.allow_dirs = tuple(Path(p).expanduser() for p in self.allow_dirs)
+        if self.queue_size < 0:
+            raise ValueError("queue_size must be >= 0")

@@ -1,0 +1,100 @@
+"""``studio serve``: the HTTP API (GPT-SoVITS api_v2 compatible + OpenAI-compatible speech)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="run the HTTP API (api_v2 compatible and OpenAI /v1/audio/speech)",
+        description="Serve speech synthesis over HTTP. api_v2 clients: point them at http://HOST:PORT (same "
+        "/tts parameters). OpenAI clients: base_url http://HOST:PORT/v1, voice = a voice name or 'default'.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=9880, help="port (default: 9880, as GPT-SoVITS api_v2)")
+    p.add_argument("--workspace", type=Path, default=None, help="workspace folder (default: workspace/)")
+    p.add_argument("--pretrained", type=Path, default=None, help="base models folder (default: pretrained/)")
+    p.add_argument("--hubert-dir", type=Path, default=None, help="content encoder folder (default: in --pretrained)")
+    p.add_argument("--bert-dir", type=Path, default=None, help="Chinese BERT folder (default: in --pretrained)")
+    p.add_argument("--voice", default=None, help="a voice of the library to load (its reference becomes the default)")
+    p.add_argument("--gpt", type=Path, default=None, help="a GPT .ckpt to load instead of a library voice")
+    p.add_argument("--sovits", type=Path, default=None, help="a SoVITS .pth to load instead of a library voice")
+    p.add_argument("--ref-audio", type=Path, default=None, help="default reference clip (with --gpt/--sovits)")
+    p.add_argument("--ref-text", default="", help="transcript of --ref-audio")
+    p.add_argument("--ref-lang", default="auto", help="language of --ref-text (default: auto)")
+    p.add_argument(
+        "--api-key",
+        default=os.environ.get("STUDIO_API_KEY"),
+        help="require 'Authorization: Bearer KEY' (default: $STUDIO_API_KEY; none = open)",
+    )
+    p.add_argument(
+        "--allow-dir",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also allow requests to name files in DIR (repeatable)",
+    )
+    p.add_argument("--queue-size", type=int, default=16, help="requests that may wait; more get 503 (default: 16)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--max-tokens", type=int, default=1500, help="cap on semantic tokens per sentence (default 1500)")
+    p.set_defaults(run=run)
+
+
+def settings_from_args(args: argparse.Namespace):
+    from studio.api.config import ServerSettings
+
+    if args.voice and (args.gpt or args.sovits):
+        from studio.errors import StudioError
+
+        raise StudioError("Give either --voice or --gpt/--sovits, not both.")
+    kwargs = {
+        "voice": args.voice,
+        "gpt_path": args.gpt,
+        "sovits_path": args.sovits,
+        "ref_audio": args.ref_audio,
+        "ref_text": args.ref_text,
+        "ref_lang": args.ref_lang,
+        "api_key": args.api_key or None,
+        "allow_dirs": tuple(args.allow_dir),
+        "queue_size": args.queue_size,
+        "device": args.device,
+        "max_tokens_per_sentence": args.max_tokens,
+        "hubert_dir": args.hubert_dir,
+        "bert_dir": args.bert_dir,
+    }
+    if args.workspace:
+        kwargs["workspace"] = args.workspace
+    if args.pretrained:
+        kwargs["pretrained"] = args.pretrained
+    return ServerSettings(**kwargs)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from studio.api.app import create_app
+
+    settings = settings_from_args(args)
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info", workers=1))
+    control = app.state.control
+    control.server = server
+    control.reexec_on_restart = True
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
+        _LOGGER.warning("listening on %s without --api-key: anyone on the network can use this server", args.host)
+    app.state.engine.start()  # load the models now: a bad file is a clear error, not a failed startup trace
+    server.run()
+    if control.restart_requested:  # /control?command=restart: start afresh, same arguments
+        argv = [sys.executable, *sys.orig_argv[1:]]  # as launched: `python -m studio …` or the `studio` script
+        _LOGGER.warning("restarting: %s", " ".join(argv))
+        os.execv(sys.executable, argv)
+    return 0
