@@ -1,0 +1,123 @@
+"""``studio train``: fine-tune the GPT and/or SoVITS stage on a prepared voice project, showing progress."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {n}")
+    return n
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="fine-tune a voice on a prepared dataset",
+        description="Train LoRA adapters (default) or full weights of the GPT and SoVITS stages on "
+        "workspace/NAME/dataset.list. Runs in a child process; Ctrl-C stops it after a checkpoint, "
+        "--resume continues the latest run.",
+    )
+    p.add_argument("--name", required=True, help="voice project name")
+    p.add_argument("--workspace", type=Path, default=None, help="workspace folder (default: workspace/)")
+    p.add_argument("--pretrained", type=Path, default=None, help="base models folder (default: pretrained/)")
+    p.add_argument("--stage", choices=("gpt", "sovits", "both"), default="both", help="which stage(s) to train")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--lora-rank", type=_positive, default=16, metavar="R", help="LoRA rank (default 16)")
+    mode.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA adapters")
+    p.add_argument("--preset", choices=("fast", "balanced", "best"), default="balanced", help="default: balanced")
+    p.add_argument("--epochs", type=_positive, default=None, help="epochs per stage (default: from the preset)")
+    p.add_argument("--batch-size", type=_positive, default=None, metavar="B", help="default: from the preset")
+    p.add_argument("--max-steps", type=_positive, default=None, metavar="N", help="stop each stage after N steps")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--resume", action="store_true", help="continue the latest unfinished run of this project")
+    p.add_argument("--detach", action="store_true", help="start the job and return at once")
+    p.set_defaults(run=run)
+
+
+def _service(args: argparse.Namespace):
+    from studio.pretrained import PretrainedAssets, default_pretrained_dir
+    from studio.services.training import TrainingService
+    from studio.settings import default_device
+    from studio.workspace import default_workspace_root
+
+    root = args.workspace or default_workspace_root()
+    pretrained = PretrainedAssets(Path(args.pretrained) if args.pretrained else default_pretrained_dir())
+    return TrainingService(root, pretrained, device=args.device or default_device())
+
+
+def _format(event) -> str | None:
+    where = f"[{event.stage}]" if event.stage else ""
+    if event.kind == "step" and event.stage != "features":
+        losses = " ".join(f"{k}={v:.4g}" for k, v in event.losses.items())
+        eta = f" eta {event.eta_s:.0f}s" if event.eta_s is not None else ""
+        return f"{where} epoch {event.epoch} step {event.step}/{event.total_steps} {losses} lr={event.lr:.3g}{eta}"
+    if event.kind == "sample":
+        return f"{where} epoch {event.epoch} sample: {event.path}"
+    if event.kind in ("stage", "stage_done", "log", "start", "cancelled", "error", "done"):
+        return f"{where} {event.kind}: {event.message or event.path or ''}".strip()
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from studio.errors import TrainingError
+    from studio.services.training import TrainingOptions
+
+    service = _service(args)
+    if args.resume:
+        unfinished = [r for r in service.list_runs(args.name) if r.state != "done"]
+        if not unfinished:
+            raise TrainingError(f"Project {args.name!r} has no unfinished run to resume.")
+        run_id = service.resume(unfinished[0].run_id)
+    else:
+        stages = ("gpt", "sovits") if args.stage == "both" else (args.stage,)
+        options = TrainingOptions(
+            stages=stages,
+            lora_rank=None if args.full else args.lora_rank,
+            full=args.full,
+            preset=args.preset,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            max_steps=args.max_steps,
+            device=args.device,
+            seed=args.seed,
+        )
+        run_id = service.start(args.name, options)
+    print(f"run {run_id}", flush=True)
+    if args.detach:
+        return 0
+    return _follow(service, run_id)
+
+
+def _follow(service, run_id: str) -> int:
+    since = 0
+    try:
+        while True:
+            page = service.events(run_id, since)
+            since = page.next_since
+            for event in page.events:
+                line = _format(event)
+                if line:
+                    print(line, flush=True)
+            status = service.status(run_id)
+            if status.finished:
+                break
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("stopping after the current step…", file=sys.stderr, flush=True)
+        service.stop(run_id)
+        status = service.wait(run_id)
+    if status.state == "done":
+        print(f"done: outputs in {service.run_dir(run_id)}")
+        return 0
+    print(f"training {status.state}: {status.message or ''}", file=sys.stderr)
+    return 130 if status.state == "cancelled" else 1
