@@ -1,0 +1,1 @@
+"""One module per studio tab: build_<name>_tab(studio, ui)."""

@@ -1,0 +1,183 @@
+"""Models & Settings tab: which base files are present, download them (Hugging Face or a mirror) with progress
+and a Stop button, the compute device, and the UI language (saved in the workspace, not taken from the OS)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import threading
+
+from studio.pretrained import DEFAULT_ENDPOINT
+from studio.ui.context import UIContext
+from studio.ui.errors import guarded, info
+from studio.ui.i18n import LANGUAGES
+
+MIRROR_ENDPOINT = "https://hf-mirror.com"
+SOURCES = [("Hugging Face (huggingface.co)", "hf"), ("Mirror (hf-mirror.com)", "mirror"), ("Other address", "custom")]
+HEADERS = ["File", "What it is for", "Present"]
+
+
+class _Cancelled(Exception):
+    """Raised inside the download thread when the user pressed Stop (the .part file stays, to resume)."""
+
+
+class SettingsHandlers:
+    def __init__(self, studio, ui: UIContext) -> None:
+        self.studio, self.ui = studio, ui
+
+    def status(self):
+        t = self.ui.t
+        rows = [
+            [f.path, t(f.purpose), "✓" if present else ("✗" if f.required else t("optional"))]
+            for f, present in self.studio.pretrained.status()
+        ]
+        missing = self.studio.pretrained.missing()
+        if missing:
+            summary = t("{n} required file(s) missing. Choose a source and press Download.", n=len(missing))
+        else:
+            summary = t("All required base files are present.")
+        root = t("Folder: {path}", path=self.studio.pretrained.root)
+        return {"headers": [t(h) for h in HEADERS], "data": rows}, f"{summary}  \n{root}"
+
+    @staticmethod
+    def endpoint(source: str, custom: str) -> str:
+        from studio.errors import StudioError
+
+        if source == "mirror":
+            return MIRROR_ENDPOINT
+        if source == "custom":
+            url = (custom or "").strip().rstrip("/")
+            if not url.startswith(("http://", "https://")):
+                raise StudioError("Enter the mirror's address, starting with https://")
+            return url
+        return os.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT) if source == "env" else DEFAULT_ENDPOINT
+
+    def download(self, source: str, custom: str, progress=None):
+        """Fetch the missing files in a thread; report progress every half second; Stop cancels it."""
+        from studio.pretrained import download
+
+        endpoint = self.endpoint(source, custom)
+        if not self.studio.pretrained.missing(required_only=False):
+            info(self.ui.t("All base files are already present."))
+            yield self.status()
+            return
+        state = {"file": "", "done": 0, "total": 0, "error": None}
+        stop = threading.Event()
+
+        def on_progress(name: str, done: int, total: int) -> None:
+            if stop.is_set():
+                raise _Cancelled()
+            state.update(file=name, done=done, total=total)
+
+        def work() -> None:
+            try:
+                download(self.studio.pretrained.root, endpoint=endpoint, on_progress=on_progress)
+            except _Cancelled:
+                pass
+            except Exception as exc:  # noqa: BLE001 - handed to the UI thread below
+                state["error"] = exc
+
+        worker = threading.Thread(target=work, name="pretrained-download", daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.5)
+                mb, total = state["done"] / 2**20, state["total"] / 2**20
+                msg = self.ui.t(
+                    "Downloading {file}: {mb:.0f} of {total:.0f} MB", file=state["file"] or "…", mb=mb, total=total
+                )
+                if progress is not None and state["total"]:
+                    progress(state["done"] / state["total"], desc=msg)
+                table, _ = self.status()
+                yield table, msg
+        finally:
+            stop.set()  # also when the user pressed Stop: the thread ends at its next block
+        if state["error"] is not None:
+            raise state["error"]
+        info(self.ui.t("Download finished."))
+        yield self.status()
+
+    def device(self) -> str:
+        import torch
+
+        t = self.ui.t
+        lines = [
+            f"Python {platform.python_version()} · {platform.system()} {platform.machine()} · "
+            f"{os.cpu_count()} CPU cores · PyTorch {torch.__version__}"
+        ]
+        if torch.cuda.is_available():
+            for i in range(torch.cuda.device_count()):
+                props = torch.cuda.get_device_properties(i)
+                lines.append(f"GPU {i}: {props.name}, {props.total_memory / 2**30:.1f} GB")
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            lines.append(t("Apple GPU (MPS) available."))
+        else:
+            lines.append(t("No GPU found: the studio runs on the CPU (training is slow, synthesis works)."))
+        lines.append(t("Device in use: {device}", device=self.studio.device))
+        return "  \n".join(lines)
+
+    def paths(self) -> str:
+        return (
+            self.ui.t("Workspace: {ws}", ws=self.studio.workspace_root)
+            + "  \n"
+            + self.ui.t("Base models: {path}", path=self.studio.pretrained.root)
+        )
+
+    def current_language(self):
+        import gradio as gr
+
+        return gr.update(value=self.ui.lang)
+
+
+def build_settings_tab(studio, ui: UIContext) -> None:
+    import gradio as gr
+
+    h = SettingsHandlers(studio, ui)
+    with gr.Row():
+        with gr.Column(scale=1):
+            ui.tr(gr.Markdown("### Language"))
+            ui.language_picker = gr.Radio(
+                choices=[(name, code) for code, name in LANGUAGES.items()],
+                value=ui.lang,
+                label="Interface language",
+                elem_id="ui-language",
+            )
+            ui.tr(ui.language_picker, choices=False)
+            ui.tr(gr.Markdown("### Device"))
+            device_md = gr.Markdown(elem_id="device-info")
+            device_btn = ui.tr(gr.Button("Check device", elem_id="device-check"))
+            paths_md = gr.Markdown(elem_id="paths-info")
+        with gr.Column(scale=2):
+            ui.tr(gr.Markdown("### Base models"))
+            summary = gr.Markdown(elem_id="models-summary")
+            table = ui.tr(
+                gr.Dataframe(
+                    headers=HEADERS, interactive=False, label="Files in pretrained/", wrap=True, elem_id="models-table"
+                )
+            )
+            source = ui.tr(
+                gr.Radio(
+                    SOURCES,
+                    value="hf",
+                    label="Download from",
+                    info="Use the mirror where Hugging Face is slow or blocked.",
+                )
+            )
+            custom = ui.tr(gr.Textbox(label="Mirror address", placeholder="https://…", visible=True))
+            with gr.Row():
+                download_btn = ui.tr(gr.Button("Download missing files", variant="primary", elem_id="models-download"))
+                stop_btn = ui.tr(gr.Button("Stop", variant="stop"))
+                refresh_btn = ui.tr(gr.Button("Check again"))
+
+    def download(source_value, custom_value, progress=gr.Progress()):
+        yield from h.download(source_value, custom_value, progress=progress)
+
+    event = download_btn.click(
+        guarded(download), [source, custom], [table, summary], concurrency_limit=1, concurrency_id="download"
+    )
+    stop_btn.click(None, None, None, cancels=[event])
+    refresh_btn.click(guarded(h.status), None, [table, summary])
+    device_btn.click(guarded(h.device), None, device_md)
+    ui.on_load(h.status, None, [table, summary])
+    ui.on_load(h.paths, None, paths_md)
+    ui.on_load(h.current_language, None, ui.language_picker)
