@@ -16,7 +16,11 @@ def add_parser(subparsers) -> None:
         "Exporting needs the speaker's confirmed consent: the one recorded with the voice, or the --speaker/"
         "--statement/--confirm-consent given here.",
     )
-    p.add_argument("--name", required=True, help="voice name in the library")
+    p.add_argument(
+        "--name",
+        required=True,
+        help="voice name in the library; a voice project whose training finished is added to the library first",
+    )
     p.add_argument("--out", type=Path, default=None, metavar="ZIP", help="voice pack to write (e.g. voice.zip)")
     p.add_argument("--official", type=Path, default=None, metavar="DIR", help="also write official files into DIR")
     p.add_argument("--workspace", type=Path, default=None, help="workspace folder (default: workspace/)")
@@ -41,9 +45,22 @@ def run(args: argparse.Namespace) -> int:
             args.speaker or "", args.statement or "", date.today().isoformat(), bool(args.confirm_consent)
         )
     service = VoicePackService(args.workspace, PretrainedAssets(args.pretrained) if args.pretrained else None)
+    if args.name not in service.library.names() and _is_project(service.workspace_root, args.name):
+        info = service.add_project_voice(args.name, consent)
+        print(f"added the trained voice '{info.name}' to the library")
     result = service.export_voice(args.name, args.out, official_dir=args.official, consent=consent)
     if result.pack is not None and result.manifest is not None:
         print(f"voice pack: {result.pack} ({result.manifest.weights.kind} weights)")
     if result.official_gpt is not None:
         print(f"GPT-SoVITS files: {result.official_gpt}, {result.official_sovits}")
     return 0
+
+
+def _is_project(root: Path, name: str) -> bool:
+    from studio.errors import WorkspaceError
+    from studio.workspace import Workspace
+
+    try:
+        return Workspace(name, root).runs_dir.is_dir()
+    except WorkspaceError:
+        return False

@@ -204,6 +204,34 @@ class VoicePackService:
 
     # ------------------------------------------------------------------------------------------ library plumbing
 
+    def add_project_voice(
+        self, workspace_name: str, consent: ConsentRecord | None, *, run_id: str | None = None, overwrite: bool = False
+    ) -> VoiceInfo:
+        """The newest finished training run of a project → a library voice named after the project.
+
+        The default reference is the clip data preparation suggested (3–10 s, clean, confident transcript).
+        """
+        ws = Workspace(workspace_name, self.workspace_root)
+        if run_id is None:
+            finished = sorted(p.parent.name for p in ws.runs_dir.glob("*/result.json")) if ws.runs_dir.is_dir() else []
+            if not finished:
+                raise TrainingError(
+                    f"The project '{workspace_name}' has no finished training run.",
+                    hint=f"Train it first: studio train --name {workspace_name}",
+                )
+            run_id = finished[-1]
+        report = read_json(ws.prep_report) or {}
+        picked = report.get("reference") or {}
+        if not picked.get("audio_path"):
+            raise StudioError(
+                f"No reference clip was suggested for '{workspace_name}'.",
+                hint="Run studio prep again, or import the run's files with a reference clip you choose.",
+            )
+        reference = FoundReference(
+            Path(picked["audio_path"]), str(picked.get("text", "")), str(picked.get("language") or "auto")
+        )
+        return self.register_trained_voice(workspace_name, run_id, consent, reference, overwrite=overwrite)
+
     def _free_name(self, name: str, overwrite: bool) -> str:
         try:
             name = validate_name(name)
