@@ -188,12 +188,12 @@ class Synthesizer:
     # ------------------------------------------------------------------------------------------ driving
 
     def sentences(self, request: SynthesisRequest) -> list[str]:
-        from studio.text.sentence_split import prepare_sentences
+        from studio.text.sentence_split import collapse_punctuation, prepare_sentences
 
         text = request.text.strip()
         if not text:
             raise TextError("There is no text to speak.", hint="Type a sentence first.")
-        sentences = prepare_sentences(text, request.lang, request.split)
+        sentences = prepare_sentences(collapse_punctuation(text), request.lang, request.split)
         if not sentences:
             raise TextError("The text has nothing that can be spoken (only punctuation or symbols).")
         return sentences
