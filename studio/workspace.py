@@ -145,6 +145,11 @@ class Workspace:
         return self.dir / "exports"
 
     @property
+    def recordings_dir(self) -> Path:
+        """Takes recorded or uploaded in the studio, before they are prepared."""
+        return self.dir / "recordings"
+
+    @property
     def history_dir(self) -> Path:
         """Undo journal of proofreading operations (and the files they removed)."""
         return self.dir / ".history"

@@ -36,7 +36,6 @@ from studio.workspace import Workspace, atomic_write_json
 
 _LOGGER = logging.getLogger(__name__)
 
-TAKES_DIR = "recordings"
 INDEX_FILE = "takes.json"
 PREVIEW_DIR = ".preview"
 CONSENT_FILE = "consent.json"
@@ -151,7 +150,7 @@ class RecordingService:
         return Workspace(str(project), self.workspace_root)
 
     def takes_dir(self, project: str) -> Path:
-        return self.workspace(project).dir / TAKES_DIR
+        return self.workspace(project).recordings_dir
 
     def _index_path(self, project: str) -> Path:
         return self.takes_dir(project) / INDEX_FILE

@@ -74,3 +74,9 @@ class Studio:
 
         checker = TakeChecker(lambda: self.datasets.transcriber())
         return TakeService(TakeStore(self.workspace_root / "takes"), lambda: self.synthesis, self.voices, checker)
+
+    @cached_property
+    def recording(self):
+        from studio.services.recording import RecordingService
+
+        return RecordingService(self.workspace_root)

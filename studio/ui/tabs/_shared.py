@@ -8,12 +8,10 @@ Texts are locale keys (``record.keep``) whose English wording lives in ``studio/
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from studio.errors import StudioError, WorkspaceError
 
-_RECORDING: dict[Path, Any] = {}
 _TEXT_ATTRS = ("label", "info", "placeholder", "value")
 
 
@@ -38,16 +36,8 @@ def widget(ui: Any, cls: Callable[..., Any], /, **kwargs: Any) -> Any:
 
 
 def recording_service(studio: Any):
-    """The :class:`RecordingService` of ``studio``'s workspace (one per workspace root)."""
-    service = getattr(studio, "recording", None)
-    if service is not None:
-        return service
-    from studio.services.recording import RecordingService
-
-    root = Path(studio.workspace_root).resolve()
-    if root not in _RECORDING:
-        _RECORDING[root] = RecordingService(root)
-    return _RECORDING[root]
+    """The :class:`RecordingService` of ``studio``'s workspace."""
+    return studio.recording
 
 
 def guard(fn: Callable[..., Any]) -> Callable[..., Any]:
