@@ -18,7 +18,9 @@ class StudioError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        return f"{self.message} {self.hint}" if self.hint else self.message
+        if not self.hint:
+            return self.message
+        return f"{self.message}{chr(10) if chr(10) in self.message else ' '}{self.hint}"
 
 
 class TextError(StudioError):
