@@ -26,7 +26,7 @@ from studio.dataprep.clean import CleanConfig, CleanReport, clean_audio
 from studio.dataprep.importer import ImportedSource, import_files
 from studio.dataprep.lint import LintConfig, LintReport, ReferencePick, lint_dataset, pick_reference
 from studio.dataprep.slicing import Slice, SlicerConfig, parse_slice_name, slice_audio
-from studio.dataprep.transcribe import LANGUAGES, Transcriber, Transcript, WhisperTranscriber
+from studio.dataprep.transcribe import LANGUAGES, Transcriber, Transcript, WhisperTranscriber, transcribe_clips
 from studio.errors import AudioError
 from studio.workspace import Workspace, atomic_write_json
 
@@ -239,9 +239,14 @@ def _transcribe(
         return out
     t0 = time.perf_counter()
     lang = None if opts.language == "auto" else opts.language
-    for i, (name, audio, sr) in enumerate(clips):
-        progress("transcribe", i / max(1, len(clips)), f"transcribing {name}")
-        out[name] = transcriber.transcribe(audio, sr, lang)
+    progress("transcribe", 0.0, f"transcribing {len(clips)} clip(s)")
+    heard = transcribe_clips(
+        transcriber,
+        [(audio, sr) for _, audio, sr in clips],
+        lang,
+        lambda fraction: progress("transcribe", fraction, f"transcribing ({fraction:.0%})"),
+    )
+    out = {name: t for (name, _, _), t in zip(clips, heard, strict=True)}
     timings["transcribe"] = time.perf_counter() - t0
     progress("transcribe", 1.0, f"{len(out)} clip(s) transcribed")
     return out

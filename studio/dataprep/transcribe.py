@@ -18,6 +18,8 @@ import os
 import shutil
 import tempfile
 import threading
+import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -32,6 +34,14 @@ ASR_SAMPLE_RATE = 16000
 DEFAULT_MODEL = "whisper-base"
 LANGUAGES = ("auto", "zh", "en", "ja")
 _ZH_PROMPT = "以下是普通话的句子。"  # nudges Whisper to simplified Chinese with punctuation
+WINDOW_S = 30.0  # Whisper's input window
+PACK_WINDOW_S = 29.0  # clips packed together fill at most this much of it
+PACK_CLIP_MAX_S = 15.0  # longer clips are transcribed alone
+PACK_GAP_S = 0.6  # silence between packed clips
+MAX_NEW_TOKENS = 384  # Whisper allows 448 in all, prompt included
+_MAX_FRAMES = 3000  # mel frames in 30 s
+_DETECT_BATCH = 8
+_DETECT_PAD_FRAMES = 100  # 1 s of silence after each clip for language detection
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,11 @@ class Transcript:
 
 class Transcriber(Protocol):
     def transcribe(self, audio: np.ndarray, sample_rate: int, language: str | None = None) -> Transcript:
-        """Mono float32 ``(T,)`` → transcript; ``language`` ``None``/``"auto"`` = detect."""
+        """Mono float32 ``(T,)`` → transcript; ``language`` ``None``/``"auto"`` = detect.
+
+        A transcriber may also offer ``transcribe_many(clips, language, on_progress=...)`` for a whole list;
+        :func:`transcribe_clips` uses it when present.
+        """
         ...
 
 
@@ -153,8 +167,27 @@ def _assemble_packaged(packaged: PackagedModel, target: Path) -> Path:
         return target.resolve()
 
 
+@dataclass(frozen=True)
+class _Window:
+    """Consecutive clips packed into one ≤ 30 s Whisper window, separated by short silences."""
+
+    indices: tuple[int, ...]  # positions in the caller's clip list
+    spans: tuple[tuple[float, float], ...]  # (start, end) of each clip inside the window, seconds
+    audio: np.ndarray  # (T,) 16 kHz
+    language: str | None
+
+
 class WhisperTranscriber:
-    """faster-whisper on CPU (int8) or GPU; the model loads on first use and is then kept."""
+    """faster-whisper on CPU (int8) or GPU; the model loads on first use and is then kept.
+
+    :meth:`transcribe_many` packs consecutive short clips into shared 30 s windows (one encoder pass for
+    several clips instead of one each) and splits the words back per clip by their timestamps.
+
+    Against hallucination loops: every decode is capped at ``tokens_per_second`` × duration + ``token_margin``
+    new tokens (or the caller's ``max_new_tokens``), a repetitive result (gzip compression ratio above
+    ``compression_ratio_threshold``) is decoded again at the next of ``temperatures``, and a packed clip whose
+    text looks like a loop is transcribed again on its own.
+    """
 
     def __init__(
         self,
@@ -164,9 +197,16 @@ class WhisperTranscriber:
         compute_type: str = "int8",
         beam_size: int = 5,
         cpu_threads: int = 0,
+        pack: bool = True,
+        tokens_per_second: float = 10.0,
+        token_margin: int = 16,
+        compression_ratio_threshold: float = 2.4,
+        temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6),
     ) -> None:
         self.model_path = resolve_asr_model(model)
         self.device, self.compute_type, self.beam_size, self.cpu_threads = device, compute_type, beam_size, cpu_threads
+        self.pack, self.tokens_per_second, self.token_margin = pack, tokens_per_second, token_margin
+        self.compression_ratio_threshold, self.temperatures = compression_ratio_threshold, tuple(temperatures)
         self._model = None
         self._lock = threading.Lock()
 
@@ -185,33 +225,220 @@ class WhisperTranscriber:
                 )
             return self._model
 
-    def transcribe(self, audio: np.ndarray, sample_rate: int, language: str | None = None) -> Transcript:
-        from studio.audio.io import resample
+    def token_cap(self, duration_s: float) -> int:
+        """New tokens allowed for ``duration_s`` of audio (per 30 s Whisper window)."""
+        return _clamp_tokens(self.tokens_per_second * min(duration_s, WINDOW_S) + self.token_margin)
 
-        if language not in (None, *LANGUAGES):
-            raise ValueError(f"unsupported ASR language {language!r}; expected one of {LANGUAGES}")
-        lang = None if language in (None, "auto") else language
-        x = np.asarray(audio, dtype=np.float32)
-        if x.ndim != 1 or x.size == 0:
-            raise AudioError("Transcription needs a non-empty mono clip.")
-        x = resample(x, sample_rate, ASR_SAMPLE_RATE)
-        model = self.load()
-        segments, info = model.transcribe(
-            x,
-            language=lang,
-            beam_size=self.beam_size,
-            temperature=0.0,
-            vad_filter=False,
-            condition_on_previous_text=False,
-            initial_prompt=_ZH_PROMPT if lang == "zh" else None,
-        )
-        segments = list(segments)
+    def transcribe(
+        self, audio: np.ndarray, sample_rate: int, language: str | None = None, *, max_new_tokens: int | None = None
+    ) -> Transcript:
+        """One clip on its own; ``max_new_tokens`` overrides the duration-based cap (e.g. from an expected text)."""
+        lang = _check_language(language)
+        x = _to_asr_rate(audio, sample_rate)
+        cap = _clamp_tokens(max_new_tokens) if max_new_tokens else self.token_cap(len(x) / ASR_SAMPLE_RATE)
+        return self._transcribe_one(x, lang, cap)
+
+    def _transcribe_one(self, x: np.ndarray, lang: str | None, cap: int) -> Transcript:
+        segments, info = self._decode(x, lang, cap, word_timestamps=False)
         text = _join([s.text for s in segments], info.language)
         weights = [max(1, len(s.tokens)) for s in segments]
         avg = float(np.average([s.avg_logprob for s in segments], weights=weights)) if segments else -10.0
         no_speech = float(max((s.no_speech_prob for s in segments), default=1.0))
         prob = 1.0 if lang else float(info.language_probability)
         return Transcript(text, info.language, prob, avg, no_speech)
+
+    def transcribe_many(
+        self,
+        clips: Sequence[tuple[np.ndarray, int]],
+        language: str | None = None,
+        *,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> list[Transcript]:
+        """Transcripts of ``clips`` (each ``(audio, sample_rate)``), in order; short clips share windows."""
+        lang = _check_language(language)
+        progress = on_progress or (lambda fraction: None)
+        xs = [_to_asr_rate(a, sr) for a, sr in clips]
+        out: list[Transcript | None] = [None] * len(xs)
+        packable = [i for i, x in enumerate(xs) if self.pack and len(x) <= PACK_CLIP_MAX_S * ASR_SAMPLE_RATE]
+        if lang is None and packable:
+            detected = self._detect_languages([xs[i] for i in packable])
+        else:
+            detected = [(lang, 1.0)] * len(packable)
+        probs = dict(zip(packable, (p for _, p in detected), strict=True))
+        windows = _pack_windows(xs, packable, [d for d, _ in detected])
+        total, done = max(1, len(xs)), 0
+        for i in (i for i in range(len(xs)) if i not in probs):
+            out[i] = self.transcribe(xs[i], ASR_SAMPLE_RATE, language)
+            done += 1
+            progress(done / total)
+        for window in windows:
+            for i, heard in zip(window.indices, self._transcribe_window(window, probs), strict=True):
+                out[i] = heard
+            done += len(window.indices)
+            progress(done / total)
+        return [t for t in out if t is not None]
+
+    def _transcribe_window(self, window: _Window, probs: dict[int, float]) -> list[Transcript]:
+        duration = len(window.audio) / ASR_SAMPLE_RATE
+        segments, info = self._decode(window.audio, window.language, self.token_cap(duration), word_timestamps=True)
+        words: list[list[str]] = [[] for _ in window.spans]
+        logps: list[list[float]] = [[] for _ in window.spans]  # log-probabilities of each clip's words
+        stats: list[list[tuple[float, float]]] = [[] for _ in window.spans]  # (avg_logprob, no_speech) per word
+        for seg in segments:
+            for w in seg.words or []:
+                k = _nearest_span(window.spans, (w.start + w.end) / 2)
+                words[k].append(w.word)
+                logps[k].append(float(np.log(max(w.probability, 1e-6))))
+                stats[k].append((seg.avg_logprob, seg.no_speech_prob))
+        # faster-whisper gives every segment of one decoding pass the same avg_logprob: shift it per clip by how
+        # much less (or more) likely the clip's words are than the window's words on average
+        everything = [v for vs in logps for v in vs]
+        window_mean = float(np.mean(everything)) if everything else 0.0
+        heard = []
+        for k, (start, end) in enumerate(window.spans):
+            i = window.indices[k]
+            text = _join(["".join(words[k])], info.language)
+            if self._looks_looped(text, end - start):
+                _LOGGER.warning("clip %d: repetitive transcript in a shared window; transcribing it alone", i)
+                clip = window.audio[int(start * ASR_SAMPLE_RATE) : int(end * ASR_SAMPLE_RATE)]
+                alone = self._transcribe_one(clip, info.language, self.token_cap(end - start))
+                heard.append(Transcript(alone.text, info.language, probs[i], alone.avg_logprob, alone.no_speech_prob))
+                continue
+            if stats[k]:
+                avg = float(np.mean([s[0] for s in stats[k]]) + np.mean(logps[k]) - window_mean)
+            else:
+                avg = -10.0
+            no_speech = max((s[1] for s in stats[k]), default=1.0)
+            heard.append(Transcript(text, info.language, probs[i], avg, float(no_speech)))
+        return heard
+
+    def _decode(self, x: np.ndarray, lang: str | None, cap: int, *, word_timestamps: bool):
+        segments, info = self.load().transcribe(
+            x,
+            language=lang,
+            beam_size=self.beam_size,
+            temperature=list(self.temperatures),
+            compression_ratio_threshold=self.compression_ratio_threshold,
+            vad_filter=False,
+            condition_on_previous_text=False,
+            initial_prompt=_ZH_PROMPT if lang == "zh" else None,
+            word_timestamps=word_timestamps,
+            max_new_tokens=cap,
+        )
+        return list(segments), info
+
+    def _detect_languages(self, xs: list[np.ndarray]) -> list[tuple[str, float]]:
+        """Language and probability of each clip; batched, and the encoder only sees the clip (not 30 s)."""
+        import ctranslate2
+
+        model = self.load()
+        out: list[tuple[str, float]] = []
+        for b in range(0, len(xs), _DETECT_BATCH):
+            feats = [model.feature_extractor(x)[:, :_MAX_FRAMES] for x in xs[b : b + _DETECT_BATCH]]
+            frames = min(_MAX_FRAMES, max(f.shape[1] for f in feats) + _DETECT_PAD_FRAMES)
+            frames += frames % 2
+            batch = np.zeros((len(feats), feats[0].shape[0], frames), dtype=np.float32)  # (B, n_mels, frames)
+            for k, f in enumerate(feats):
+                batch[k, :, : f.shape[1]] = f
+            for ranked in model.model.detect_language(ctranslate2.StorageView.from_array(batch)):
+                token, prob = ranked[0]
+                out.append((token.strip("<|>"), float(prob)))
+        return out
+
+    def _looks_looped(self, text: str, duration_s: float) -> bool:
+        if not text:
+            return False
+        tokens = len(self.load().hf_tokenizer.encode(text, add_special_tokens=False).ids)
+        return tokens > self.token_cap(duration_s) or _compression_ratio(text) > self.compression_ratio_threshold
+
+
+def transcribe_clips(
+    transcriber: Transcriber,
+    clips: Sequence[tuple[np.ndarray, int]],
+    language: str | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> list[Transcript]:
+    """All ``clips`` through ``transcriber``: its batched ``transcribe_many`` when it has one, else one by one."""
+    progress = on_progress or (lambda fraction: None)
+    many = getattr(transcriber, "transcribe_many", None)
+    if many is not None:
+        return many(clips, language, on_progress=progress)
+    out = []
+    for i, (audio, sr) in enumerate(clips):
+        out.append(transcriber.transcribe(audio, sr, language))
+        progress((i + 1) / max(1, len(clips)))
+    return out
+
+
+def token_cap_for_text(text: str, *, factor: float = 2.0, margin: int = 16) -> int:
+    """A ``max_new_tokens`` for audio that should say ``text``: room for ``factor`` × its tokens (estimated)."""
+    cjk = sum(1 for c in text if _is_cjk(c))
+    estimate = 1.5 * cjk + (len(text) - cjk) / 3.0
+    return _clamp_tokens(factor * estimate + margin)
+
+
+def _pack_windows(xs: list[np.ndarray], indices: list[int], languages: list[str | None]) -> list[_Window]:
+    """Greedy: consecutive clips of the same language fill a window up to ``PACK_WINDOW_S``."""
+    gap = np.zeros(int(PACK_GAP_S * ASR_SAMPLE_RATE), dtype=np.float32)
+    windows: list[_Window] = []
+    group: list[int] = []
+    lang: str | None = None
+
+    def flush() -> None:
+        if not group:
+            return
+        parts, spans, t = [], [], 0.0
+        for i in group:
+            if parts:
+                parts.append(gap)
+                t += PACK_GAP_S
+            spans.append((t, t + len(xs[i]) / ASR_SAMPLE_RATE))
+            parts.append(xs[i])
+            t += len(xs[i]) / ASR_SAMPLE_RATE
+        windows.append(_Window(tuple(group), tuple(spans), np.concatenate(parts), lang))
+        group.clear()
+
+    for i, language in zip(indices, languages, strict=True):
+        length = sum(len(xs[j]) for j in group) / ASR_SAMPLE_RATE + PACK_GAP_S * len(group)
+        if group and (language != lang or i != group[-1] + 1 or length + len(xs[i]) / ASR_SAMPLE_RATE > PACK_WINDOW_S):
+            flush()
+        group.append(i)
+        lang = language
+    flush()
+    return windows
+
+
+def _nearest_span(spans: Sequence[tuple[float, float]], t: float) -> int:
+    """Index of the span holding time ``t``, or the closest one (a word in a gap goes to its nearer clip)."""
+    return min(range(len(spans)), key=lambda k: max(spans[k][0] - t, t - spans[k][1], 0.0))
+
+
+def _compression_ratio(text: str) -> float:
+    raw = text.encode("utf-8")
+    return len(raw) / len(zlib.compress(raw))
+
+
+def _is_cjk(c: str) -> bool:
+    return "\u3040" <= c <= "\u30ff" or "\u3400" <= c <= "\u9fff" or "\uac00" <= c <= "\ud7af"
+
+
+def _clamp_tokens(n: float) -> int:
+    return int(min(MAX_NEW_TOKENS, max(8, np.ceil(n))))
+
+
+def _check_language(language: str | None) -> str | None:
+    if language not in (None, *LANGUAGES):
+        raise ValueError(f"unsupported ASR language {language!r}; expected one of {LANGUAGES}")
+    return None if language in (None, "auto") else language
+
+
+def _to_asr_rate(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    from studio.audio.io import resample
+
+    x = np.asarray(audio, dtype=np.float32)
+    if x.ndim != 1 or x.size == 0:
+        raise AudioError("Transcription needs a non-empty mono clip.")
+    return resample(x, sample_rate, ASR_SAMPLE_RATE)
 
 
 def _join(pieces: list[str], language: str) -> str:
