@@ -195,7 +195,7 @@ def _clean_and_slice(
         t_clean += time.perf_counter() - t0
         progress("slice", i / len(imported), f"slicing {source.stem}")
         t0 = time.perf_counter()
-        cfg = _slicer_config(clean, sr, opts)
+        cfg = slicer_config(clean, sr, opts)
         pieces = slice_audio(clean, sr, cfg) if opts.slice else [Slice(0, len(clean), sr)]
         if not pieces:
             raise AudioError(
@@ -215,7 +215,7 @@ def _clean_and_slice(
     return reports, clips
 
 
-def _slicer_config(clean: np.ndarray, sr: int, opts: PrepOptions) -> SlicerConfig:
+def slicer_config(clean: np.ndarray, sr: int, opts: PrepOptions) -> SlicerConfig:
     """Upstream's threshold, raised to 3 dB above the noise floor when the floor would otherwise count as sound."""
     cfg = opts.slicer
     if not opts.adapt_threshold:

@@ -29,7 +29,7 @@ from studio.audio.silence import level_stats
 from studio.dataprep.clean import CleanConfig, CleanReport, clean_audio
 from studio.dataprep.importer import sha256_file
 from studio.dataprep.lint import clipped_fraction
-from studio.dataprep.pipeline import SOURCES_FILE, PrepOptions, _slicer_config
+from studio.dataprep.pipeline import SOURCES_FILE, PrepOptions, slicer_config
 from studio.dataprep.slicing import Slice, SlicerConfig, safe_stem, slice_audio
 from studio.errors import AudioError, StudioError, WorkspaceError
 from studio.workspace import Workspace, atomic_write_json
@@ -293,7 +293,7 @@ class RecordingService:
         audio, sr = self._load_excerpt(project, name, None)
         cleaned, report = clean_audio(audio, sr, opts.clean)
         out_sr = report.sample_rate_out
-        cfg: SlicerConfig = _slicer_config(cleaned, out_sr, opts)
+        cfg: SlicerConfig = slicer_config(cleaned, out_sr, opts)
         pieces = slice_audio(cleaned, out_sr, cfg) if opts.slice else [Slice(0, len(cleaned), out_sr)]
         hop = max(1, out_sr // 100)  # 10 ms windows for the drawing
         n = len(cleaned) // hop

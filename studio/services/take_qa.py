@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.dataprep.transcribe import token_cap_for_text
 from studio.errors import ASRModelMissingError, AudioError, StudioError
 
 _LOGGER = logging.getLogger(__name__)
@@ -322,7 +323,10 @@ class TakeChecker:
     def _intelligibility(self, audio: np.ndarray, sample_rate: int, text: str, lang: str) -> TakeQA:
         asr_lang = lang if lang in ("zh", "en", "ja") else "auto"
         try:
-            transcript = self._transcriber().transcribe(audio, sample_rate, asr_lang)
+            # cap Whisper's output near the expected length: a hallucination loop can't stall the check
+            transcript = self._transcriber().transcribe(
+                audio, sample_rate, asr_lang, max_new_tokens=token_cap_for_text(text)
+            )
         except (ASRModelMissingError, AudioError) as exc:
             return TakeQA(notes=[f"Transcript unavailable: {exc}"])
         qa = compare_text(text, transcript.text, lang)
