@@ -29,6 +29,8 @@ CSS = """
 .studio-header h1 { margin-bottom: 0; }
 .studio-next { border-left: 4px solid var(--color-accent); padding-left: 0.6em; }
 .studio-footer { font-size: 0.85em; opacity: 0.75; }
+.studio-caption { font-size: 0.85em; opacity: 0.8; }
+.studio-end { align-self: flex-end; }
 """
 
 
@@ -145,7 +147,12 @@ def _wire_language(ui: UIContext, demo, refresh) -> None:
             ui.prefs.language = lang
             return [*ui.translated_updates(lang), refresh()]
 
-        ui.language_picker.change(guarded(switch), inputs=ui.language_picker, outputs=outputs, show_progress="hidden")
+        event = ui.language_picker.change(
+            guarded(switch), inputs=ui.language_picker, outputs=outputs, show_progress="hidden"
+        )
+        # then the texts that handlers filled in (tables, status lines), now that ui.t answers in the new language
+        for fn, inputs, hook_outputs in ui.language_hooks:
+            event.then(guarded(fn), inputs=inputs, outputs=hook_outputs, show_progress="hidden")
 
 
 __all__ = ["build_app", "MODEL_QUEUE", "TABS"]

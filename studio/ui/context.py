@@ -12,6 +12,8 @@ Contract for tab builders (``build_<name>_tab(studio, ui) -> None``, called insi
   removing a voice so the Synthesize and Voices tabs refresh their lists.
 * ``ui.on_load(fn, inputs, outputs)`` — run ``fn`` on every page load (after the texts are translated), e.g. to
   re-read state from the workspace so that nothing is lost on a reload.
+* ``ui.on_language(fn, inputs, outputs)`` — run ``fn`` right after the UI language was switched, to re-render
+  texts that handlers filled in (tables, status lines); ``ui.t`` already answers in the new language then.
 * ``MODEL_QUEUE`` — pass ``concurrency_id=MODEL_QUEUE, concurrency_limit=1`` to events that run a model
   (synthesis, transcription, training start), so they queue instead of competing for the device.
 """
@@ -25,7 +27,7 @@ from typing import Any
 from studio.ui.i18n import I18n, Preferences
 
 MODEL_QUEUE = "model"
-_TEXT_ATTRS = ("label", "info", "placeholder")
+_TEXT_ATTRS = ("label", "info", "placeholder", "x_title", "y_title")
 _counter = itertools.count(1)
 
 
@@ -39,6 +41,7 @@ class UIContext:
     language_picker: Any = None  # gr.Radio in the Settings tab
     translatables: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)
     load_hooks: list[tuple[Any, Any, Any]] = field(default_factory=list)
+    language_hooks: list[tuple[Any, Any, Any]] = field(default_factory=list)
     used_keys: set[str] = field(default_factory=set)
 
     @classmethod
@@ -99,6 +102,9 @@ class UIContext:
 
     def on_load(self, fn, inputs=None, outputs=None) -> None:
         self.load_hooks.append((fn, inputs, outputs))
+
+    def on_language(self, fn, inputs=None, outputs=None) -> None:
+        self.language_hooks.append((fn, inputs, outputs))
 
     # ------------------------------------------------------------------------------------------ projects
 

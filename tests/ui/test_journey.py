@@ -143,6 +143,11 @@ def _synthesize_and_pick(page, screenshot) -> None:
 def _export(page, screenshot) -> None:
     page.get_by_role("tab", name="Voices").click()
     _wait_text(page, "#voices-table", VOICE, 30)
+    # the consent given on the Train tab is already filled in
+    page.wait_for_function(
+        "document.querySelector('#consent-speaker textarea')?.value === 'Joe Tester'", timeout=30_000
+    )
+    screenshot(page, "journey_6_voices_prefilled")
     page.locator("#consent-speaker textarea").fill("Joe Tester")
     page.locator("#consent-statement textarea").fill("I agree that my voice may be shared.")
     page.locator("#consent-ok input[type=checkbox]").check()
@@ -162,6 +167,12 @@ def _switch_language(page, screenshot) -> None:
     page.get_by_role("tab", name="Models & Settings").click()
     page.locator("#ui-language").get_by_text("中文").click()
     page.get_by_role("tab", name="合成").wait_for(timeout=30_000)
+    page.get_by_role("tab", name="合成").click()
+    _wait_text(page, "#synth-history", "误识率", 30)  # the take table follows the switch without a reload
+    screenshot(page, "journey_7_synthesize_zh")
+    page.get_by_role("tab", name="声音").click()
+    _wait_text(page, "#voices-table", "来源", 30)
+    screenshot(page, "journey_7_voices_zh")
     page.get_by_role("tab", name="训练").click()
     _wait_text(page, "#train-intro", "训练你的声音", 30)  # this tab's own texts follow the switch
     screenshot(page, "journey_7_train_zh")

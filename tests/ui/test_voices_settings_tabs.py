@@ -70,6 +70,8 @@ def test_language_switch_is_live_and_kept_after_reload(start_webui, page, screen
     page.get_by_role("tab", name="Models & Settings").click()
     page.locator("#ui-language").get_by_text("中文").click()
     page.get_by_role("tab", name="合成").wait_for(timeout=30_000)  # tab labels re-rendered in Chinese
+    # texts written by handlers follow the switch too, without a reload
+    page.wait_for_function("document.querySelector('#models-summary')?.innerText.includes('基础文件')", timeout=30_000)
     screenshot(page, "settings_zh")
     page.reload()
     open_studio(page, server.url)
@@ -78,6 +80,10 @@ def test_language_switch_is_live_and_kept_after_reload(start_webui, page, screen
     assert '"ui_language": "zh"' in (server.workspace / "settings.json").read_text(encoding="utf-8")
     page.locator("#ui-language").get_by_text("日本語").click()
     page.get_by_role("tab", name="声", exact=True).wait_for(timeout=30_000)
+    page.get_by_role("tab", name="合成").click()
+    page.wait_for_timeout(800)
+    screenshot(page, "synthesize_ja")
+    page.get_by_role("tab", name="モデルと設定").click()
     page.locator("#ui-language").get_by_text("English").click()
     page.get_by_role("tab", name="Voices").wait_for(timeout=30_000)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from studio.errors import StudioError, WorkspaceError
 
-_TEXT_ATTRS = ("label", "info", "placeholder", "value")
+_TEXT_ATTRS = ("label", "info", "placeholder", "value", "x_title", "y_title")
 
 
 def tr(ui: Any, key: str, **fmt: Any) -> str:
@@ -24,7 +24,7 @@ def tr(ui: Any, key: str, **fmt: Any) -> str:
 
 
 def widget(ui: Any, cls: Callable[..., Any], /, **kwargs: Any) -> Any:
-    """``cls(**kwargs)`` where ``label``/``info``/``placeholder``/``value`` given as ``"@key"`` are locale keys."""
+    """``cls(**kwargs)`` where the texts (``label``, ``info``, ``placeholder``, ``value``, axis titles) given as ``"@key"`` are locale keys."""
     keys = {a: kwargs[a][1:] for a in _TEXT_ATTRS if isinstance(kwargs.get(a), str) and kwargs[a].startswith("@")}
     for attr, key in keys.items():
         kwargs[attr] = tr(ui, key)
@@ -36,8 +36,13 @@ def widget(ui: Any, cls: Callable[..., Any], /, **kwargs: Any) -> Any:
 
 
 def recording_service(studio: Any):
-    """The :class:`RecordingService` of ``studio``'s workspace."""
-    return studio.recording
+    """The :class:`RecordingService` of ``studio``'s workspace (a new one for a studio object without it)."""
+    service = getattr(studio, "recording", None)
+    if service is None:
+        from studio.services.recording import RecordingService
+
+        service = RecordingService(studio.workspace_root)
+    return service
 
 
 def guard(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -82,6 +87,13 @@ def user_error(message: str) -> StudioError:
 def on_load(ui: Any, fn: Callable[..., Any], inputs: Any, outputs: Any) -> None:
     """Run ``fn`` on every page load (so a reload re-reads the workspace)."""
     hook = getattr(ui, "on_load", None)
+    if hook is not None:
+        hook(fn, inputs, outputs)
+
+
+def on_language(ui: Any, fn: Callable[..., Any], inputs: Any, outputs: Any) -> None:
+    """Run ``fn`` right after the UI language was switched (to re-render texts that handlers wrote)."""
+    hook = getattr(ui, "on_language", None)
     if hook is not None:
         hook(fn, inputs, outputs)
 

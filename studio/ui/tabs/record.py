@@ -14,6 +14,7 @@ from studio.ui.tabs._shared import (
     fmt_seconds,
     guard,
     need_project,
+    on_language,
     on_load,
     project_name,
     recording_service,
@@ -227,6 +228,8 @@ def build_record_tab(studio: Any, ui: Any) -> None:
     project.change(guard(h.refresh), project, listing)
     on_load(ui, h.refresh, project, listing)
     on_load(ui, h.script_for_ui, None, [script_lang, script])
+    # a language switch: the idle hint and a "Saved as …" line are re-written (a level report stays until the next take)
+    on_language(ui, lambda clip: gr.update() if clip else h.t("record.mic_hint"), mic, levels)
     if isinstance(tab, gr.Tab):  # coming back to the tab shows the texts in the current UI language
         tab.select(guard(h.refresh), project, listing, show_progress="hidden")
         tab.select(guard(h.script), script_lang, script, show_progress="hidden")

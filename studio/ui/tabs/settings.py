@@ -152,7 +152,12 @@ def build_settings_tab(studio, ui: UIContext) -> None:
             summary = gr.Markdown(elem_id="models-summary")
             table = ui.tr(
                 gr.Dataframe(
-                    headers=HEADERS, interactive=False, label="Files in pretrained/", wrap=True, elem_id="models-table"
+                    headers=HEADERS,
+                    interactive=False,
+                    label="Files in pretrained/",
+                    wrap=True,
+                    column_widths=["52%", "36%", "12%"],
+                    elem_id="models-table",
                 )
             )
             source = ui.tr(
@@ -163,7 +168,7 @@ def build_settings_tab(studio, ui: UIContext) -> None:
                     info="Use the mirror where Hugging Face is slow or blocked.",
                 )
             )
-            custom = ui.tr(gr.Textbox(label="Mirror address", placeholder="https://…", visible=True))
+            custom = ui.tr(gr.Textbox(label="Mirror address", placeholder="https://…", visible=False))
             with gr.Row():
                 download_btn = ui.tr(gr.Button("Download missing files", variant="primary", elem_id="models-download"))
                 stop_btn = ui.tr(gr.Button("Stop", variant="stop"))
@@ -177,7 +182,11 @@ def build_settings_tab(studio, ui: UIContext) -> None:
     )
     stop_btn.click(None, None, None, cancels=[event])
     refresh_btn.click(guarded(h.status), None, [table, summary])
+    source.change(lambda value: gr.update(visible=value == "custom"), source, custom, queue=False)
     device_btn.click(guarded(h.device), None, device_md)
     ui.on_load(h.status, None, [table, summary])
     ui.on_load(h.paths, None, paths_md)
     ui.on_load(h.current_language, None, ui.language_picker)
+    ui.on_language(h.status, None, [table, summary])
+    ui.on_language(h.paths, None, paths_md)
+    ui.on_language(lambda shown: h.device() if shown else "", device_md, device_md)

@@ -7,14 +7,19 @@ and an unfinished comparison come back after a reload.
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from studio.services.takes import ZERO_SHOT, Take, TakeSettings
+from studio.services.takes import ZERO_SHOT, Take, TakeNotFoundError, TakeSettings
 from studio.ui.context import MODEL_QUEUE, UIContext
 from studio.ui.errors import guarded, info
 
 LANGUAGES = [("Automatic", "auto"), ("English", "en"), ("Chinese", "zh"), ("Japanese", "ja")]
-HISTORY_HEADERS = ["#", "When", "Voice", "Text", "Seed", "Seconds", "CER", "Voice match", "Flags", "A/B wins"]
+# short columns that fit half of a 1400 px window; the take's own panel shows the details (seed, flags, transcript)
+HISTORY_HEADERS = ["#", "Voice", "Text", "Length", "Misheard", "Match", "Check", "Wins"]
+HISTORY_WIDTHS = ["5%", "15%", "18%", "12%", "15%", "11%", "12%", "12%"]
+HISTORY_HELP = (
+    "Check: ✓ no problem found, ⚠ 2 = two problems (pick the take below to see them). "
+    "Misheard: how much of the text the automatic check heard wrongly (lower is better). "
+    "Match: how close the voice is to the reference (1 = the same). Wins: how often you chose it in a blind A/B."
+)
 MAX_ROWS = 200
 ZERO_SHOT_LABEL = "Zero-shot from any clip (base models)"
 
@@ -65,29 +70,31 @@ class SynthesizeHandlers:
             reason = t("Type the text to speak.")
         else:
             return gr.update(interactive=True), t("Ready: press Generate. Each take is checked automatically.")
-        return gr.update(interactive=False), f"⚠️ {reason}"
+        return gr.update(interactive=False), f"⚠ {reason}"
 
     def _rows(self, takes: list[Take]) -> dict:
         wins = self.store.wins()
         rows = []
         for take in takes[:MAX_ROWS]:
             qa = take.qa
-            when = datetime.fromisoformat(take.created).astimezone().strftime("%m-%d %H:%M")
+            voice = take.settings.voice
             rows.append(
                 [
                     take.number,
-                    when,
-                    take.settings.voice or self.ui.t("zero-shot"),
-                    take.settings.text[:60],
-                    take.seed,
-                    take.duration_s,
-                    "" if qa is None or qa.cer is None else f"{qa.cer:.0%}",
-                    "" if qa is None or qa.similarity is None else f"{qa.similarity:.2f}",
-                    "" if qa is None else ", ".join(self.ui.t(f) for f in qa.flags) or "✓",
+                    self.ui.t("zero-shot") if voice in (None, "", ZERO_SHOT) else voice,
+                    _shorten(take.settings.text, 40),
+                    f"{take.duration_s:.1f} s",
+                    "—" if qa is None or qa.cer is None else f"{qa.cer:.0%}",
+                    "—" if qa is None or qa.similarity is None else f"{qa.similarity:.2f}",
+                    "—" if qa is None else (f"⚠ {len(qa.flags)}" if qa.flags else "✓"),
                     wins.get(take.id, 0),
                 ]
             )
         return {"headers": [self.ui.t(h) for h in HISTORY_HEADERS], "data": rows or [[""] * len(HISTORY_HEADERS)]}
+
+    def table(self):
+        """Only the history table (for a language switch: the pickers keep their values)."""
+        return self._rows(self.store.list())
 
     def history(self, selected: str | None = None):
         """History table + the take pickers (listen, A/B first, A/B second)."""
@@ -127,7 +134,9 @@ class SynthesizeHandlers:
                 lines.append(f"{t('Skipped')}: {', '.join(qa.skipped)}")
             if qa.repeated:
                 lines.append(f"{t('Repeated')}: {', '.join(qa.repeated)}")
-            lines += [f"⚠️ {t(f)}" for f in qa.flags] + [f"ℹ️ {n}" for n in qa.notes]
+            lines += [f"⚠ {t(f)}" for f in qa.flags] + [f"ℹ {n}" for n in qa.notes]
+            if not qa.flags:
+                lines.append(f"✓ {t('No problem found.')}")
         return "  \n".join(lines)
 
     def generate(
@@ -221,14 +230,48 @@ class SynthesizeHandlers:
         if trial is None:
             raise _nothing_selected(self.ui)
         trial = self.store.record_pick(trial.id, choice)
-        a, b = self.store.get(trial.first), self.store.get(trial.second)
         state = self.ab_state()
-        reveal = self.ui.t("A was {a}, B was {b}.", a=a.label, b=b.label)
-        verdict = {"A": a.label, "B": b.label}.get(choice)
-        reveal += " " + (self.ui.t("You preferred {take}.", take=verdict) if verdict else self.ui.t("No preference."))
         import gradio as gr
 
-        return (gr.update(), gr.update(), *state[2:5], f"✅ {reveal}", self.history(None)[0])
+        return (gr.update(), gr.update(), *state[2:5], self._reveal(trial), self.history(None)[0])
+
+    def _reveal(self, trial) -> str:
+        """Which take was A and which B, and what the listener chose."""
+        t = self.ui.t
+        labels = {}
+        for side, take_id in (("A", trial.first), ("B", trial.second)):
+            try:
+                labels[side] = self.store.get(take_id).label
+            except TakeNotFoundError:  # deleted since: say so instead of failing
+                labels[side] = t("a deleted take")
+        reveal = t("A was {a}, B was {b}.", a=labels["A"], b=labels["B"])
+        verdict = labels.get(trial.pick)
+        reveal += " " + (t("You preferred {take}.", take=verdict) if verdict else t("No preference."))
+        return f"✓ {reveal}"
+
+    def ab_message(self) -> str:
+        """The comparison text in the current language (after a language switch): the open trial's instructions,
+        else the result of the last finished comparison, else how to start one."""
+        message = self.ab_state()[-1]
+        if self.store.open_trial() is None:
+            done = [trial for trial in self.store.trials() if trial.pick is not None]
+            if done:
+                return self._reveal(done[-1])
+        return message
+
+    def batch_message(self) -> str:
+        """The summary of the newest batch of takes, in the current language (after a language switch)."""
+        takes = self.store.list()
+        if not takes:
+            return ""
+        batch = [take for take in takes if take.batch == takes[0].batch]
+        checked = all(take.qa is not None for take in batch)
+        return self._batch_summary(batch, self.studio.takes.best_of(batch) if checked else None)
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _nothing_selected(ui: UIContext):
@@ -253,7 +296,8 @@ def build_synthesize_tab(studio, ui: UIContext) -> None:
                     value=ZERO_SHOT,
                     elem_id="synth-voice",
                     info="A voice from your library, or zero-shot: the base models copy any clip.",
-                )
+                ),
+                choices=False,  # refresh_voices lists them in the current language (on load and language switch)
             )
             with ui.tr(gr.Accordion("Reference clip", open=True)):
                 ref_audio = ui.tr(
@@ -267,7 +311,8 @@ def build_synthesize_tab(studio, ui: UIContext) -> None:
                 ref_text = ui.tr(
                     gr.Textbox(
                         label="What the reference clip says",
-                        lines=1,
+                        lines=2,
+                        max_lines=4,
                         elem_id="synth-ref-text",
                         info="Exact words help the voice; leave empty if unknown.",
                     )
@@ -308,14 +353,18 @@ def build_synthesize_tab(studio, ui: UIContext) -> None:
                     label="Take history",
                     interactive=False,
                     elem_id="synth-history",
-                    wrap=True,
+                    wrap=False,
                     headers=HISTORY_HEADERS,
-                    max_height=320,
+                    column_widths=HISTORY_WIDTHS,
+                    max_height=300,
                 )
             )
-            with gr.Row(equal_height=True):
+            ui.tr(gr.Markdown(HISTORY_HELP, elem_classes=["studio-caption"], elem_id="synth-history-help"))
+            with gr.Row(equal_height=False):
                 take_pick = ui.tr(gr.Dropdown(label="Listen to a take", choices=[], elem_id="synth-take", scale=4))
-                del_btn = ui.tr(gr.Button("Delete take", variant="secondary", scale=1))
+                del_btn = ui.tr(
+                    gr.Button("Delete take", variant="secondary", scale=1, min_width=120, elem_classes=["studio-end"])
+                )
             take_audio = ui.tr(gr.Audio(label="Selected take", interactive=False, elem_id="synth-take-audio"))
             take_md = gr.Markdown(elem_id="synth-take-info")
             with ui.tr(gr.Accordion("Blind A/B comparison", open=True, elem_id="synth-ab")):
@@ -376,16 +425,25 @@ def _wire(h: SynthesizeHandlers, ui: UIContext, c: dict) -> None:
         [*history_out, c["best_audio"], c["batch_md"]],
         concurrency_id=MODEL_QUEUE,
         concurrency_limit=1,
+        show_progress_on=[c["best_audio"]],  # progress (and an error) on the player only, not on every output
     )
     c["stop_btn"].click(None, None, None, cancels=[event])
     c["take_pick"].change(guarded(h.show_take), c["take_pick"], [c["take_audio"], c["take_md"]], show_progress="hidden")
-    c["del_btn"].click(guarded(h.delete_take), c["take_pick"], history_out)
-    c["ab_start"].click(guarded(h.ab_start), [c["ab_first"], c["ab_second"]], ab_out)
+    quick = {"show_progress": "hidden"}  # fast handlers: an error is the toast, not a badge on every output
+    c["del_btn"].click(guarded(h.delete_take), c["take_pick"], history_out, **quick)
+    c["ab_start"].click(guarded(h.ab_start), [c["ab_first"], c["ab_second"]], ab_out, **quick)
     for button, choice in ((c["pick_a"], "A"), (c["pick_b"], "B"), (c["pick_same"], "same")):
-        button.click(guarded(lambda choice=choice: h.ab_pick(choice)), None, [*ab_out, c["history"]])
+        button.click(guarded(lambda choice=choice: h.ab_pick(choice)), None, [*ab_out, c["history"]], **quick)
     if ui.library_changed is not None:
         ui.library_changed.change(guarded(h.refresh_voices), c["voice"], c["voice"])
     ui.on_load(h.refresh_voices, c["voice"], c["voice"])
     ui.on_load(h.history, None, history_out)
     ui.on_load(h.ab_state, None, ab_out)
     ui.on_load(h.readiness, ready_in, ready_out)
+    # a language switch re-renders what the handlers wrote, keeping the user's picks
+    ui.on_language(h.refresh_voices, c["voice"], c["voice"])
+    ui.on_language(h.table, None, c["history"])
+    ui.on_language(h.readiness, ready_in, ready_out)
+    ui.on_language(h.batch_message, None, c["batch_md"])
+    ui.on_language(h.ab_message, None, c["ab_md"])
+    ui.on_language(lambda take: h.show_take(take)[1], c["take_pick"], c["take_md"])

@@ -15,6 +15,7 @@ from studio.ui.tabs._shared import (
     guard,
     model_queue,
     need_project,
+    on_language,
     on_load,
     project_name,
     recording_service,
@@ -324,7 +325,8 @@ def build_train_tab(studio: Any, ui: Any) -> None:
             y="loss",
             color="series",
             label="@train.gpt_plot",
-            height=340,
+            x_title="@train.axis_step",
+            y_title="@train.axis_loss",
             elem_id="train-plot-gpt",
         )
         sovits_plot = widget(
@@ -335,7 +337,8 @@ def build_train_tab(studio: Any, ui: Any) -> None:
             y="loss",
             color="series",
             label="@train.sovits_plot",
-            height=340,
+            x_title="@train.axis_step",
+            y_title="@train.axis_loss",
             elem_id="train-plot-sovits",
         )
     with gr.Row():
@@ -376,6 +379,7 @@ def build_train_tab(studio: Any, ui: Any) -> None:
     load_out = [readiness, start, consent, speaker, statement, run, *progress_out]
     project.change(guard(h.load), [project, preset, max_steps], load_out)
     on_load(ui, h.load, [project, preset, max_steps], load_out)
+    on_language(ui, lambda: "", None, added)  # "Added the voice …" would stay in the old language
     ready_in = [project, preset, max_steps]
     preset.change(guard(h.readiness), ready_in, [readiness, start])
     max_steps.change(guard(h.readiness), ready_in, [readiness, start])

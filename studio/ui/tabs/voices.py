@@ -32,7 +32,7 @@ class VoicesHandlers:
                 ", ".join(v.languages),
                 v.created[:10],
                 "✓" if (v.consent or {}).get("confirmed") else "—",
-                v.reference_text[:80],
+                _shorten(v.reference_text, 80),
             ]
             for v in voices
         ]
@@ -52,11 +52,9 @@ class VoicesHandlers:
         v = self.studio.voices.get(name)
         consent = v.consent or {}
         lines = [f"### {v.name}", f"{t('Reference text')}: {v.reference_text or '—'} ({v.reference_lang})"]
-        if v.training:
-            lines.append(
-                f"{t('Training')}: "
-                + ", ".join(f"{k} {val}" for k, val in v.training.items() if not isinstance(val, dict))
-            )
+        summary = [f"{k.replace('_', ' ')} {val}" for k, val in v.training.items() if not isinstance(val, dict)]
+        if summary:
+            lines.append(f"{t('Training')}: " + ", ".join(summary))
         ref = str(v.reference_audio) if v.reference_audio.is_file() else None
         return (
             ref,
@@ -65,6 +63,10 @@ class VoicesHandlers:
             gr.update(value=consent.get("statement", "")),
             gr.update(value=bool(consent.get("confirmed"))),
         )
+
+    def describe(self, name: str | None) -> str:
+        """Only the description (for a language switch: the consent fields keep what the user typed)."""
+        return self.details(name)[1]
 
     def _consent(self, speaker: str, statement: str, confirmed: bool):
         from studio.voicepack import ConsentRecord
@@ -78,7 +80,9 @@ class VoicesHandlers:
         out = Path(tempfile.mkdtemp(prefix="studio-export-")) / f"{name}.zip"
         self.studio.voice_packs.export_voice(name, out, consent=self._consent(speaker, statement, confirmed))
         info(self.ui.t("Voice pack ready: click the file to download it."))
-        return str(out)
+        import gradio as gr
+
+        return gr.update(value=str(out), visible=True)
 
     def export_official(self, name: str | None, speaker: str, statement: str, confirmed: bool):
         name = _need_voice(self.ui, name)
@@ -89,7 +93,9 @@ class VoicesHandlers:
         files = [p for p in (result.official_gpt, result.official_sovits) if p is not None]
         files += sorted(p for p in folder.rglob("*.wav"))
         info(self.ui.t("Official GPT-SoVITS files ready: download them below."))
-        return [str(p) for p in files]
+        import gradio as gr
+
+        return gr.update(value=[str(p) for p in files], visible=True)
 
     def import_files(self, files: list | None, name: str, ref_text: str, ref_lang: str):
         from studio.errors import VoicePackError
@@ -122,6 +128,11 @@ class VoicesHandlers:
         self.studio.voices.delete(name)
         info(self.ui.t("Deleted voice {name}.", name=name))
         return (*self.listing(None), gr.update(visible=False), self.ui.bump_library())
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _need_voice(ui: UIContext, name: str | None) -> str:
@@ -166,8 +177,13 @@ def build_voices_tab(studio, ui: UIContext) -> None:
                     official_btn = ui.tr(
                         gr.Button("Export official GPT-SoVITS files", elem_id="voices-export-official")
                     )
-                pack_file = ui.tr(gr.File(label="Voice pack", interactive=False, elem_id="voices-pack-file"))
-                official_files = ui.tr(gr.File(label="Official files", file_count="multiple", interactive=False))
+                # shown once there is something to download (an empty file box only looks like an upload field)
+                pack_file = ui.tr(
+                    gr.File(label="Voice pack", interactive=False, elem_id="voices-pack-file", visible=False)
+                )
+                official_files = ui.tr(
+                    gr.File(label="Official files", file_count="multiple", interactive=False, visible=False)
+                )
             with ui.tr(gr.Accordion("Import", open=False)):
                 upload = ui.tr(
                     gr.File(
@@ -195,3 +211,5 @@ def build_voices_tab(studio, ui: UIContext) -> None:
     confirm_btn.click(guarded(h.delete), pick, [*listing_out, confirm_box, ui.library_changed])
     ui.library_changed.change(guarded(h.listing), pick, listing_out)
     ui.on_load(h.listing, None, listing_out)
+    ui.on_language(h.listing, pick, listing_out)
+    ui.on_language(h.describe, pick, details)
