@@ -51,7 +51,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.pretrained:
         settings.pretrained = args.pretrained.expanduser().resolve()
     port = free_port(args.host, None if args.port == "auto" else int(args.port))
-    app = build_app(Studio(settings))
+    studio = Studio(settings)
+    missing = studio.pretrained.missing()
+    if missing:
+        print(f"Base models are missing in {studio.pretrained.root}:", flush=True)
+        for item in missing:
+            print(f"  - {item.path}  ({item.purpose})", flush=True)
+        print("Get them with `studio download` (or the Download button in Models & Settings).", flush=True)
+    app = build_app(studio)
     print(f"SoVITS Studio: http://{args.host}:{port}  (workspace: {settings.workspace})", flush=True)
     app.launch(
         server_name=args.host, server_port=port, inbrowser=not args.no_browser, allowed_paths=[str(settings.workspace)]

@@ -28,6 +28,7 @@ TABS = (
 CSS = """
 .studio-header h1 { margin-bottom: 0; }
 .studio-next { border-left: 4px solid var(--color-accent); padding-left: 0.6em; }
+.studio-warning { border-left: 4px solid #d97706; background: #fffbeb; padding: 0.4em 0.8em; border-radius: 6px; }
 .studio-footer { font-size: 0.85em; opacity: 0.75; }
 .studio-caption { font-size: 0.85em; opacity: 0.8; }
 .studio-end { align-self: flex-end; }
@@ -90,6 +91,28 @@ def _project_row(ui: UIContext):
     return refresh
 
 
+def _models_banner(ui: UIContext, studio) -> None:
+    """A notice above the tabs while base model files are missing (re-checked on every page load)."""
+    import gradio as gr
+
+    banner = gr.Markdown("", visible=False, elem_id="models-missing", elem_classes=["studio-warning"])
+
+    def check():
+        missing = studio.pretrained.missing()
+        if not missing:
+            return gr.update(value="", visible=False)
+        text = ui.t(
+            "⚠ {n} base model file(s) missing in {folder}. Open **Models & Settings** and press Download, "
+            "or run `studio download` in a terminal. Recording and preparing work without them.",
+            n=len(missing),
+            folder=f"`{studio.pretrained.root}`",
+        )
+        return gr.update(value=text, visible=True)
+
+    ui.on_load(check, None, banner)
+    ui.on_language(check, None, banner)
+
+
 def _placeholder(ui: UIContext, label: str) -> None:
     import gradio as gr
 
@@ -106,6 +129,7 @@ def build_app(studio) -> object:
         title = ui.tr(gr.Markdown("# SoVITS Studio", elem_classes=["studio-header"]))
         del title
         ui.library_changed = gr.State(0)
+        _models_banner(ui, studio)
         refresh_projects = _project_row(ui)
         with gr.Tabs(elem_id="studio-tabs"):
             for tab_id, label, module, builder_name in TABS:

@@ -4,7 +4,7 @@ Fixtures (shared with every UI test):
 
 * ``ui_pretrained`` — a ``pretrained/`` folder in upstream's layout whose files are symlinks to the tiny golden
   models (GPT, SoVITS, HuBERT, BERT).
-* ``start_webui(workspace=None)`` — factory: starts ``webui.py --no-browser`` on a free localhost port with
+* ``start_webui(workspace=None, pretrained=None)`` — factory: starts ``webui.py --no-browser`` on a free localhost port with
   ``--pretrained ui_pretrained`` and returns a :class:`WebUI` (``.url``, ``.workspace``, ``.log_text()``).
 * ``webui`` — one such server for the whole session (its own temp workspace).
 * ``browser`` — Playwright's Chromium from ``/usr/bin/chromium`` (never ``playwright install``), launched with
@@ -74,7 +74,7 @@ def ui_pretrained(tmp_path_factory, golden: Path, tiny_s1_ckpt: Path, tiny_s2_pt
 def start_webui(tmp_path_factory, ui_pretrained: Path):
     servers: list[WebUI] = []
 
-    def start(workspace: Path | None = None) -> WebUI:
+    def start(workspace: Path | None = None, pretrained: Path | None = None) -> WebUI:
         workspace = workspace or tmp_path_factory.mktemp("workspace")
         port = _free_port()
         log = tmp_path_factory.mktemp("webui-log") / "webui.log"
@@ -88,7 +88,7 @@ def start_webui(tmp_path_factory, ui_pretrained: Path):
             "--workspace",
             str(workspace),
             "--pretrained",
-            str(ui_pretrained),
+            str(pretrained or ui_pretrained),
         ]
         with open(log, "wb") as out:
             process = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)

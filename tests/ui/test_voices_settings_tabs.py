@@ -134,3 +134,14 @@ def test_preferences_ignore_the_os_locale(tmp_path, monkeypatch):
     assert I18n().t("{n} take(s) ready.", "zh", n=2) == "已生成 2 条。"
     with pytest.raises(ValueError):
         prefs.language = "xx"
+
+
+def test_missing_base_models_are_announced_with_the_fix(start_webui, page, tmp_path):
+    """A fresh install without weights: the terminal and the page both say what is missing and how to get it."""
+    server = start_webui(pretrained=tmp_path / "empty-pretrained")
+    assert "studio download" in server.log_text() and "s2G2333k.pth" in server.log_text()
+    open_studio(page, server.url)
+    banner = page.locator("#models-missing")
+    banner.wait_for(state="visible", timeout=30_000)
+    text = banner.inner_text()
+    assert "studio download" in text and "Models & Settings" in text
