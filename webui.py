@@ -34,6 +34,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workspace", type=Path, help="folder for projects, voices and takes")
     parser.add_argument("--pretrained", type=Path, help="folder of the base model files")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser window")
+    parser.add_argument(
+        "--api",
+        nargs="?",
+        const=9880,
+        type=int,
+        metavar="PORT",
+        help="also serve the HTTP API (api_v2 + OpenAI) on PORT (default 9880), sharing the studio's loaded models",
+    )
     args = parser.parse_args(argv)
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network calls at start
@@ -58,11 +66,33 @@ def main(argv: list[str] | None = None) -> None:
         for item in missing:
             print(f"  - {item.path}  ({item.purpose})", flush=True)
         print("Get them with `studio download` (or the Download button in Models & Settings).", flush=True)
+    if args.api:
+        start_api(studio, args.host, args.api)
     app = build_app(studio)
     print(f"SoVITS Studio: http://{args.host}:{port}  (workspace: {settings.workspace})", flush=True)
     app.launch(
         server_name=args.host, server_port=port, inbrowser=not args.no_browser, allowed_paths=[str(settings.workspace)]
     )
+
+
+def start_api(studio, host: str, port: int) -> None:
+    """The HTTP API of ``studio serve`` in a background thread, using the studio's own synthesis service."""
+    import threading
+
+    import uvicorn
+
+    from studio.api.app import create_app
+    from studio.api.config import ServerSettings
+
+    if studio.pretrained.missing():
+        print("HTTP API not started: it needs the base models (see above).", flush=True)
+        return
+    settings = ServerSettings(workspace=studio.workspace_root, pretrained=studio.pretrained.root)
+    api = create_app(settings, service=studio.synthesis)
+    server = uvicorn.Server(uvicorn.Config(api, host=host, port=free_port(host, port), log_level="warning"))
+    api.state.control.server = server
+    threading.Thread(target=server.run, name="studio-api", daemon=True).start()
+    print(f"HTTP API: http://{host}:{server.config.port}  (api_v2 /tts, OpenAI /v1/audio/speech)", flush=True)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def ui_pretrained(tmp_path_factory, golden: Path, tiny_s1_ckpt: Path, tiny_s2_pt
 def start_webui(tmp_path_factory, ui_pretrained: Path):
     servers: list[WebUI] = []
 
-    def start(workspace: Path | None = None, pretrained: Path | None = None) -> WebUI:
+    def start(workspace: Path | None = None, pretrained: Path | None = None, extra_args: tuple[str, ...] = ()) -> WebUI:
         workspace = workspace or tmp_path_factory.mktemp("workspace")
         port = _free_port()
         log = tmp_path_factory.mktemp("webui-log") / "webui.log"
@@ -89,6 +89,7 @@ def start_webui(tmp_path_factory, ui_pretrained: Path):
             str(workspace),
             "--pretrained",
             str(pretrained or ui_pretrained),
+            *extra_args,
         ]
         with open(log, "wb") as out:
             process = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)

@@ -145,3 +145,27 @@ def test_missing_base_models_are_announced_with_the_fix(start_webui, page, tmp_p
     banner.wait_for(state="visible", timeout=30_000)
     text = banner.inner_text()
     assert "studio download" in text and "Models & Settings" in text
+
+
+def test_http_api_runs_alongside_the_studio(start_webui):
+    """`webui.py --api PORT` serves the api_v2/OpenAI API next to the UI, on the same models."""
+    import json
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = start_webui(extra_args=("--api", str(port)))
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=5) as response:
+                models = json.load(response)
+            break
+        except OSError:
+            assert time.monotonic() < deadline, server.log_text()[-2000:]
+            time.sleep(0.5)
+    assert models["data"], models
+    assert f"http://127.0.0.1:{port}" in server.log_text()
