@@ -75,6 +75,24 @@ def build_tiny_pretrained(target: Path, golden: Path, s2_path: Path) -> Path:
     return target
 
 
+def tiny_pretrained_assets(root: Path, golden: Path, s2_path: Path):
+    """:class:`studio.pretrained.PretrainedAssets` over a :func:`build_tiny_pretrained` folder at ``root``."""
+    from studio.pretrained import PretrainedAssets
+
+    return PretrainedAssets(build_tiny_pretrained(root, golden, s2_path))
+
+
+def build_voice_workspace(root: Path, voices: Path, name: str, n_clips: int | None = None) -> Path:
+    """A workspace at ``root`` whose voice ``name`` lists the first ``n_clips`` (all by default) clips of the
+    ``en_joe`` test voice in its ``dataset.list`` (absolute paths); returns ``root``."""
+    lines = (voices / "en_joe" / "dataset.list").read_text(encoding="utf-8").splitlines()[:n_clips]
+    clips = voices / "en_joe"
+    (root / name).mkdir(parents=True)
+    text = "".join(f"{clips / line}\n" for line in lines)
+    (root / name / "dataset.list").write_text(text, encoding="utf-8")
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_pretrained(golden: Path, tiny_s2_pth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Base models = the tiny golden checkpoints, in the official folder layout."""

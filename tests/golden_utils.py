@@ -40,3 +40,46 @@ def load_npz(path: str) -> dict[str, np.ndarray]:
 
 def load_json(path: Path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def frontend_calls(golden: Path, lang: str) -> list[tuple[str, dict]]:
+    """Every ``clean_text`` call in ``lang`` recorded in frontend_cases.json, as (case id, call)."""
+    cases = load_json(Path(golden) / "frontend_cases.json")["cases"]
+    return [(case["id"], call) for case in cases for call in case["g2p_calls"] if call["lang"] == lang]
+
+
+def frontend_call_params(lang: str) -> list:
+    """The same calls as ``pytest.param``s (id ``<case>-<index>``) for parametrising at collection time."""
+    import pytest
+    from conftest import golden_dir
+
+    path = golden_dir() / "frontend_cases.json"
+    if not path.is_file():
+        return [pytest.param(None, marks=pytest.mark.skip(reason=f"{path} not found"))]
+    cases = load_json(path)["cases"]
+    return [
+        pytest.param(call, id=f"{case['id']}-{index}")
+        for case in cases
+        for index, call in enumerate(case["g2p_calls"])
+        if call["lang"] == lang
+    ]
+
+
+def v2_symbols(golden: Path) -> set[str]:
+    """The v2 phone table, from the spec folder next to the goldens."""
+    return set(load_json(Path(golden).parent / "spec" / "symbols_v2.json")["v2"]["symbols"])
+
+
+def clean_text_failures(calls: list[tuple[str, dict]], lang: str) -> list[str]:
+    """One line per recorded call whose ``clean_text`` result (norm text, phones, word2ph, phone ids) differs."""
+    from studio.text import clean_text, phones_to_ids
+
+    failures = []
+    for case_id, call in calls:
+        got = clean_text(call["text"], lang)
+        want = (call["norm_text"], call["phones"], call["word2ph"])
+        if (got.norm_text, got.phones, got.word2ph) != want:
+            failures.append(f"{case_id} {call['text']!r}: got {got} want {want}")
+        elif phones_to_ids(got.phones) != call["phone_ids"]:
+            failures.append(f"{case_id} {call['text']!r}: phone ids differ")
+    return failures

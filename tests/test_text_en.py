@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
-from conftest import golden_dir
+from golden_utils import frontend_call_params, v2_symbols
 
 from studio.text import en
 from studio.text.en import g2p as en_g2p
 from studio.text.types import CleanedText
 
 LANG = "en"
-
-
-def _golden_calls(lang: str) -> list:
-    path = golden_dir() / "frontend_cases.json"
-    if not path.is_file():
-        return [pytest.param(None, marks=pytest.mark.skip(reason=f"{path} not found"))]
-    cases = json.loads(path.read_text(encoding="utf-8"))["cases"]
-    return [
-        pytest.param(call, id=f"{case['id']}-{index}")
-        for case in cases
-        for index, call in enumerate(case["g2p_calls"])
-        if call["lang"] == lang
-    ]
-
-
-def _v2_symbols(golden: Path) -> set[str]:
-    return set(json.loads((golden.parent / "spec" / "symbols_v2.json").read_text(encoding="utf-8"))["v2"]["symbols"])
 
 
 def known_dictionary_gap(text: str) -> str | None:
@@ -48,10 +30,10 @@ def known_dictionary_gap(text: str) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("call", _golden_calls(LANG))
+@pytest.mark.parametrize("call", frontend_call_params(LANG))
 def test_english_matches_upstream_clean_text(call: dict, golden: Path) -> None:
     result = en.clean(call["text"])
-    symbols = _v2_symbols(golden)
+    symbols = v2_symbols(golden)
     phones = [p if p in symbols else "UNK" for p in result.phones]
     if (phones, result.norm_text) != (call["phones"], call["norm_text"]):
         reason = known_dictionary_gap(call["text"])

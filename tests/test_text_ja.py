@@ -2,38 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from conftest import golden_dir
+from golden_utils import frontend_call_params, v2_symbols
 
 from studio.text import ja
 
 LANG = "ja"
 
 
-def _golden_calls(lang: str) -> list:
-    path = golden_dir() / "frontend_cases.json"
-    if not path.is_file():
-        return [pytest.param(None, marks=pytest.mark.skip(reason=f"{path} not found"))]
-    cases = json.loads(path.read_text(encoding="utf-8"))["cases"]
-    return [
-        pytest.param(call, id=f"{case['id']}-{index}")
-        for case in cases
-        for index, call in enumerate(case["g2p_calls"])
-        if call["lang"] == lang
-    ]
-
-
-def _v2_symbols(golden: Path) -> set[str]:
-    return set(json.loads((golden.parent / "spec" / "symbols_v2.json").read_text(encoding="utf-8"))["v2"]["symbols"])
-
-
-@pytest.mark.parametrize("call", _golden_calls(LANG))
+@pytest.mark.parametrize("call", frontend_call_params(LANG))
 def test_japanese_matches_upstream_clean_text(call: dict, golden: Path) -> None:
     result = ja.clean(call["text"])
-    symbols = _v2_symbols(golden)
+    symbols = v2_symbols(golden)
     assert result.norm_text == call["norm_text"]
     # Marks outside the symbol table (# _) become UNK in the cleaner, exactly as upstream.
     assert [p if p in symbols else "UNK" for p in result.phones] == call["phones"]

@@ -6,28 +6,20 @@ import sys
 from pathlib import Path
 
 import pytest
-from golden_utils import load_json
+from golden_utils import clean_text_failures, frontend_calls
 
-from studio.text import clean_text, ko, phones_to_ids, symbol_table
+from studio.text import ko, symbol_table
 
 
 def _ko_calls(golden: Path) -> list[tuple[str, dict]]:
-    cases = load_json(golden / "frontend_cases.json")["cases"]
-    calls = [(case["id"], call) for case in cases for call in case["g2p_calls"] if call["lang"] == "ko"]
+    calls = frontend_calls(golden, "ko")
     if not calls:
         pytest.skip("frontend_cases.json has no Korean clean_text calls")
     return calls
 
 
 def test_golden_frontend_ko_calls(golden: Path) -> None:
-    failures = []
-    for case_id, call in _ko_calls(golden):
-        got = clean_text(call["text"], "ko")
-        want = (call["norm_text"], call["phones"], call["word2ph"])
-        if (got.norm_text, got.phones, got.word2ph) != want:
-            failures.append(f"{case_id} {call['text']!r}: got {got} want {want}")
-        elif phones_to_ids(got.phones) != call["phone_ids"]:
-            failures.append(f"{case_id} {call['text']!r}: phone ids differ")
+    failures = clean_text_failures(_ko_calls(golden), "ko")
     assert not failures, "\n".join(failures)
 
 

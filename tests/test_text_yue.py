@@ -5,30 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from golden_utils import load_json
+from golden_utils import clean_text_failures, frontend_calls
 
 from studio.errors import TextError
-from studio.text import clean_text, phones_to_ids, symbol_table
+from studio.text import symbol_table
 from studio.text.yue import clean, normalize, syllable_phones
 
 
 def _yue_calls(golden: Path) -> list[tuple[str, dict]]:
-    cases = load_json(golden / "frontend_cases.json")["cases"]
-    calls = [(case["id"], call) for case in cases for call in case["g2p_calls"] if call["lang"] == "yue"]
+    calls = frontend_calls(golden, "yue")
     if not calls:
         pytest.skip("frontend_cases.json has no Cantonese clean_text calls")
     return calls
 
 
 def test_golden_frontend_yue_calls(golden: Path) -> None:
-    failures = []
-    for case_id, call in _yue_calls(golden):
-        got = clean_text(call["text"], "yue")
-        want = (call["norm_text"], call["phones"], call["word2ph"])
-        if (got.norm_text, got.phones, got.word2ph) != want:
-            failures.append(f"{case_id} {call['text']!r}: got {got} want {want}")
-        elif phones_to_ids(got.phones) != call["phone_ids"]:
-            failures.append(f"{case_id} {call['text']!r}: phone ids differ")
+    failures = clean_text_failures(_yue_calls(golden), "yue")
     assert not failures, "\n".join(failures)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from golden_utils import load_json
+from golden_utils import frontend_calls, load_json
 
 from studio.errors import TextError
 from studio.text.zh import clean, normalize
@@ -31,13 +31,8 @@ def _phone_ids(phones: list[str], table: list[str]) -> list[int]:
     return [index.get(p, index["UNK"]) for p in phones]
 
 
-def _zh_calls(golden: Path) -> list[tuple[str, dict]]:
-    cases = load_json(golden / "frontend_cases.json")["cases"]
-    return [(case["id"], call) for case in cases for call in case["g2p_calls"] if call["lang"] == "zh"]
-
-
 def test_golden_frontend_zh_calls(golden: Path, symbols: dict) -> None:
-    calls = _zh_calls(golden)
+    calls = frontend_calls(golden, "zh")
     assert calls, "frontend_cases.json has no zh clean_text calls"
     table = symbols["v2"]["symbols"]
     failures = []

@@ -7,20 +7,9 @@ import json
 import os
 import signal
 import time
-from pathlib import Path
 
 import torch
-
-from studio.pretrained import GPT_V2, SOVITS_V2, PretrainedAssets
-
-
-def make_pretrained(root: Path, golden: Path, s2_pth: Path) -> PretrainedAssets:
-    (root / GPT_V2).parent.mkdir(parents=True, exist_ok=True)
-    os.symlink(golden / "hf_tiny_hubert", root / "chinese-hubert-base")
-    os.symlink(golden / "hf_tiny_bert", root / "chinese-roberta-wwm-ext-large")
-    os.symlink(golden / "tiny_s1.ckpt", root / GPT_V2)
-    os.symlink(s2_pth, root / SOVITS_V2)
-    return PretrainedAssets(root)
+from conftest import build_voice_workspace, tiny_pretrained_assets
 
 
 def _wait_for(predicate, timeout: float) -> None:
@@ -38,11 +27,8 @@ def test_job_killed_with_sigkill_resumes_and_finishes(tmp_path, golden, voices, 
     from studio.training.gpt_trainer import load_trained_gpt
     from studio.training.sovits_trainer import load_trained_sovits
 
-    pretrained = make_pretrained(tmp_path / "pre", golden, tiny_s2_pth)
-    ws = tmp_path / "ws"
-    (ws / "joe").mkdir(parents=True)
-    lines = (voices / "en_joe" / "dataset.list").read_text(encoding="utf-8").splitlines()
-    (ws / "joe" / "dataset.list").write_text("".join(f"{voices / 'en_joe' / x}\n" for x in lines), encoding="utf-8")
+    pretrained = tiny_pretrained_assets(tmp_path / "pre", golden, tiny_s2_pth)
+    ws = build_voice_workspace(tmp_path / "ws", voices, "joe")
     service = TrainingService(ws, pretrained, device="cpu")
     max_steps = 4
     options = TrainingOptions(

@@ -3,34 +3,14 @@ refused, events and checkpoints survive interruptions, discriminator weights loa
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
+from conftest import build_voice_workspace, tiny_pretrained_assets
 
 from studio.errors import DatasetError, TrainingError
-from studio.pretrained import GPT_V2, SOVITS_V2, PretrainedAssets
+from studio.pretrained import PretrainedAssets
 from studio.training.events import EventWriter, read_event_page
 from studio.training.run_layout import RunConfig
-
-
-def make_pretrained(root: Path, golden: Path, s2_pth: Path) -> PretrainedAssets:
-    (root / GPT_V2).parent.mkdir(parents=True, exist_ok=True)
-    os.symlink(golden / "hf_tiny_hubert", root / "chinese-hubert-base")
-    os.symlink(golden / "hf_tiny_bert", root / "chinese-roberta-wwm-ext-large")
-    os.symlink(golden / "tiny_s1.ckpt", root / GPT_V2)
-    os.symlink(s2_pth, root / SOVITS_V2)
-    return PretrainedAssets(root)
-
-
-def make_workspace(root: Path, voices: Path, name: str, n_clips: int | None = None) -> Path:
-    lines = (voices / "en_joe" / "dataset.list").read_text(encoding="utf-8").splitlines()[:n_clips]
-    clips = voices / "en_joe"
-    (root / name).mkdir(parents=True)
-    text = "".join(f"{clips / line}\n" for line in lines)
-    (root / name / "dataset.list").write_text(text, encoding="utf-8")
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +19,8 @@ def setup(tmp_path_factory, golden, voices, tiny_s2_pth):
     from studio.training.features import extract_features
 
     base = tmp_path_factory.mktemp("train_units")
-    pretrained = make_pretrained(base / "pretrained", golden, tiny_s2_pth)
-    ws_root = make_workspace(base / "ws", voices, "joe", n_clips=4)
+    pretrained = tiny_pretrained_assets(base / "pretrained", golden, tiny_s2_pth)
+    ws_root = build_voice_workspace(base / "ws", voices, "joe", n_clips=4)
     cfg = RunConfig(name="joe", workspace_root=str(ws_root), pretrained_root=str(pretrained.root), run_id="unit")
     features = extract_features(cfg.workspace, pretrained)
     return cfg, pretrained, features, load_utterances(features)
@@ -110,11 +90,11 @@ def test_presets_refuse_less_than_20_seconds():
 def test_service_refuses_small_data_and_missing_base_models(tmp_path, golden, voices, tiny_s2_pth):
     from studio.services.training import TrainingService
 
-    pretrained = make_pretrained(tmp_path / "pre", golden, tiny_s2_pth)
-    ws = make_workspace(tmp_path / "ws", voices, "small", n_clips=2)  # about 9 s
+    pretrained = tiny_pretrained_assets(tmp_path / "pre", golden, tiny_s2_pth)
+    ws = build_voice_workspace(tmp_path / "ws", voices, "small", n_clips=2)  # about 9 s
     with pytest.raises(TrainingError, match="20 s"):
         TrainingService(ws, pretrained).start("small")
-    make_workspace(ws, voices, "big")
+    build_voice_workspace(ws, voices, "big")
     with pytest.raises(TrainingError, match="missing"):
         TrainingService(ws, PretrainedAssets(tmp_path / "nothing")).start("big")
 

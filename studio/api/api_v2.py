@@ -163,13 +163,7 @@ def build_request(engine: ApiEngine, p: TTSParams, mode: int) -> SynthesisReques
 
 async def first_chunk(job: Job):
     """The first item of a synthesis job, or a 400 "tts failed" naming what went wrong."""
-    try:
-        return await job.next()
-    except StopAsyncIteration:
-        return None
-    except Exception as exc:
-        job.cancel()
-        raise ApiError(400, "tts failed", exception=str(exc)) from exc
+    return await job.first(lambda exc: ApiError(400, "tts failed", exception=str(exc)))
 
 
 async def tts(engine: ApiEngine, p: TTSParams) -> Response:

@@ -76,7 +76,7 @@ async def create_speech(body: SpeechRequest, engine: ApiEngine = Depends(get_eng
     voice = _resolve_voice(engine, body.voice.id if isinstance(body.voice, VoiceId) else body.voice)
     request = _build_request(engine, body, voice)
     job = engine.submit(request, voice)
-    first = await _first(job)
+    first = await job.first(_synthesis_error)
     fmt = body.response_format
     if fmt == "pcm":
         return StreamingResponse(_pcm_stream(job, first, engine.sample_rate), media_type="audio/pcm", headers=AI_HEADER)
@@ -136,16 +136,6 @@ def _synthesis_error(exc: Exception) -> ApiError:
     if isinstance(exc, StudioError):
         return ApiError(400, str(exc))
     return ApiError(500, "Speech synthesis failed inside the server; see its log.", exception=str(exc))
-
-
-async def _first(job: Job):
-    try:
-        return await job.next()
-    except StopAsyncIteration:
-        return None
-    except Exception as exc:
-        job.cancel()
-        raise _synthesis_error(exc) from exc
 
 
 async def _pcm_stream(job: Job, first, sample_rate: int):

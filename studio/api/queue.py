@@ -64,6 +64,17 @@ class Job:
             raise value
         raise StopAsyncIteration
 
+    async def first(self, error: Callable[[Exception], Exception]) -> Any:
+        """The first item, or None when the job produced none; if the job failed, it is cancelled and
+        ``error(exception)`` is raised (chained to the job's exception)."""
+        try:
+            return await self.next()
+        except StopAsyncIteration:
+            return None
+        except Exception as exc:
+            self.cancel()
+            raise error(exc) from exc
+
     def __aiter__(self) -> Job:
         return self
 

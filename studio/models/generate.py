@@ -158,6 +158,27 @@ def _decode(
     return [r for r in results if r is not None]
 
 
+def _sampling_kwargs(
+    top_k: int | None,
+    top_p: float | None,
+    temperature: float,
+    repetition_penalty: float,
+    early_stop_num: int | None,
+    max_steps: int,
+    record_logits: bool,
+) -> dict:
+    """The sampling settings every entry point passes on, by name (to :func:`_options` or :func:`generate_semantic`)."""
+    return dict(
+        top_k=top_k,
+        top_p=top_p,
+        temperature=temperature,
+        repetition_penalty=repetition_penalty,
+        early_stop_num=early_stop_num,
+        max_steps=max_steps,
+        record_logits=record_logits,
+    )
+
+
 def _options(
     top_k: int | None,
     top_p: float | None,
@@ -226,14 +247,8 @@ def generate_semantic(
     without a prompt); bert (bert_dim, T_text) or (1, bert_dim, T_text); prompt_tokens (P,)/(1, P) or None
     for reference-free mode. ``on_token(token, step)`` is called for each token that stays in the sequence.
     """
-    opts_kwargs = dict(
-        top_k=top_k,
-        top_p=top_p,
-        temperature=temperature,
-        repetition_penalty=repetition_penalty,
-        early_stop_num=early_stop_num,
-        max_steps=max_steps,
-        record_logits=record_logits,
+    opts_kwargs = _sampling_kwargs(
+        top_k, top_p, temperature, repetition_penalty, early_stop_num, max_steps, record_logits
     )
     loop = _single_decoder(model, phone_ids, bert, prompt_tokens, opts_kwargs, generator)
     while True:
@@ -266,15 +281,7 @@ def stream_semantic(
     decoding stops on the step cap)."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be ≥ 1, got {chunk_size}")
-    opts_kwargs = dict(
-        top_k=top_k,
-        top_p=top_p,
-        temperature=temperature,
-        repetition_penalty=repetition_penalty,
-        early_stop_num=early_stop_num,
-        max_steps=max_steps,
-        record_logits=False,
-    )
+    opts_kwargs = _sampling_kwargs(top_k, top_p, temperature, repetition_penalty, early_stop_num, max_steps, False)
     with torch.inference_mode():
         loop = _single_decoder(model, phone_ids, bert, prompt_tokens, opts_kwargs, generator)
     pending: list[int] = []
@@ -313,15 +320,7 @@ def generate_semantic_batch(
     to the longest; padded positions are never attended to. Without a prompt each sentence is decoded alone
     with :func:`generate_semantic` (as upstream falls back to its single-sentence loop).
     """
-    kwargs = dict(
-        top_k=top_k,
-        top_p=top_p,
-        temperature=temperature,
-        repetition_penalty=repetition_penalty,
-        early_stop_num=early_stop_num,
-        max_steps=max_steps,
-        record_logits=record_logits,
-    )
+    kwargs = _sampling_kwargs(top_k, top_p, temperature, repetition_penalty, early_stop_num, max_steps, record_logits)
     if not items:
         return []
     if prompt_tokens is None:

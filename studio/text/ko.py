@@ -22,6 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 from studio.errors import TextError
+from studio.text.punctuation import CJK_PUNCT_MAP
 from studio.text.symbols import symbol_table
 from studio.text.types import CleanedText
 
@@ -76,18 +77,7 @@ _RIEUL_AFTER_EUL = re.compile("([ㅇㄹ]ㅡㄹ) ㄹ")
 # A text that ends in a jamo gets a full stop (``$`` as in upstream: also before a final newline).
 _ENDS_IN_JAMO = re.compile("([\u3131-\u3163])$")
 
-_PUNCT_MAP = {
-    "：": ",",
-    "；": ",",
-    "，": ",",
-    "。": ".",
-    "！": "!",
-    "？": "?",
-    "\n": ".",
-    "·": ",",
-    "、": ",",
-    " ": "空",
-}
+_PUNCT_MAP = {**CJK_PUNCT_MAP, " ": "空"}
 UNKNOWN = "停"
 
 _G2P_LOCK = threading.Lock()

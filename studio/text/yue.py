@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from studio.errors import TextError
+from studio.text.punctuation import CJK_PUNCT_MAP, mark_replacer
 from studio.text.types import CleanedText
 from studio.text.zh.normalize import split_sentences, verbalize_sentence
 
@@ -27,24 +28,17 @@ _LOGGER = logging.getLogger(__name__)
 PUNCTUATION = "!?…,.-"
 
 # Marks mapped onto the kept punctuation; quotes and brackets become "'" (and so are deleted below).
-_PUNCT_MAP = {
-    "：": ",",
-    "；": ",",
-    "，": ",",
-    "。": ".",
-    "！": "!",
-    "？": "?",
-    "\n": ".",
-    "·": ",",
-    "、": ",",
-    "...": "…",
-    "$": ".",
-    "—": "-",
-    "～": "-",
-    "~": "-",
-    **dict.fromkeys('“”"‘’（）()《》【】[]「」', "'"),
-}
-_PUNCT_PATTERN = re.compile("|".join(re.escape(k) for k in _PUNCT_MAP))
+_map_marks = mark_replacer(
+    {
+        **CJK_PUNCT_MAP,
+        "...": "…",
+        "$": ".",
+        "—": "-",
+        "～": "-",
+        "~": "-",
+        **dict.fromkeys('“”"‘’（）()《》【】[]「」', "'"),
+    }
+)
 _NOT_KEPT = re.compile(r"[^\u4e00-\u9fa5" + re.escape(PUNCTUATION) + r"]+")
 _PUNCT_SET = frozenset(PUNCTUATION)
 _ONLY_PUNCT = re.compile(f"^[{re.escape(PUNCTUATION)}]+$")
@@ -59,8 +53,7 @@ _INITIALS = ("aa ai au ap at ak a p b e ts t dz d kw k gw g f h l m ng n s y w c
 
 
 def _map_punctuation(sentence: str) -> str:
-    sentence = _PUNCT_PATTERN.sub(lambda m: _PUNCT_MAP[m.group()], sentence)
-    return _NOT_KEPT.sub("", sentence)
+    return _NOT_KEPT.sub("", _map_marks(sentence))
 
 
 def normalize(text: str) -> str:

@@ -34,13 +34,13 @@ from studio.training.datasets import Utterance, collate_gpt, gpt_usable
 from studio.training.gpt_loss import text2semantic_loss
 from studio.training.loop import Precision, StageTrainer, planned_steps
 from studio.training.run_layout import RunConfig, RunPaths
+from studio.training.stage_weights import apply_stage_weights, stage_lora_config, write_stage_weights
 
 _LOGGER = logging.getLogger(__name__)
 
 
 def gpt_lora_config(cfg: RunConfig) -> LoRAConfig:
-    rank = int(cfg.lora_rank or 0)
-    return LoRAConfig(rank=rank, alpha=float(cfg.lora_alpha or rank), targets=GPT_DEFAULT_TARGETS)
+    return stage_lora_config(cfg, GPT_DEFAULT_TARGETS)
 
 
 def warmup_cosine(warmup: int, total: int, floor: float = 0.1):
@@ -115,17 +115,8 @@ class GPTTrainer(StageTrainer):
             self.model.load_state_dict(state)
 
     def write_outputs(self, paths: RunPaths, state: StageState) -> dict[str, Any]:
-        from safetensors.torch import save
-
-        from studio.workspace import atomic_write_bytes
-
-        out = paths.weights("gpt", self.cfg.lora)
-        tensors = {k: v.detach().float().cpu().contiguous() for k, v in self.trainable_state().items()}
-        atomic_write_bytes(out, save(tensors))
         return {
-            "mode": "lora" if self.cfg.lora else "full",
-            "weights": out.name,
-            "lora": gpt_lora_config(self.cfg).to_dict() if self.cfg.lora else None,
+            **write_stage_weights(paths, "gpt", self.cfg, self.trainable_state(), GPT_DEFAULT_TARGETS),
             "model_config": self.model.config.as_dict(),
             "upstream_config": self.base_info.config or self.model.config.to_checkpoint_config(),
             "trainable_parameters": self.n_trainable,
@@ -141,17 +132,5 @@ class GPTTrainer(StageTrainer):
 
 def load_trained_gpt(base_path: Path, run_dir: Path, summary: dict[str, Any] | None, device: torch.device):
     """The base GPT with a finished stage's outputs applied (adapters merged), in eval mode."""
-    from safetensors.torch import load_file
-
-    from studio.models.lora import merge_lora
-
     model = load_text2semantic(base_path).model.float().to(device)
-    if summary:
-        weights = load_file(str(Path(run_dir) / summary["weights"]))
-        if summary["mode"] == "lora":
-            add_lora(model, LoRAConfig.from_dict(summary["lora"]))
-            load_lora_state_dict(model, weights)
-            merge_lora(model)
-        else:
-            model.load_state_dict(weights)
-    return model.to(device).eval()
+    return apply_stage_weights(model, run_dir, summary).to(device).eval()

@@ -38,6 +38,7 @@ from studio.training.checkpoints import StageState
 from studio.training.datasets import HOP, SoVITSBatch, Utterance, collate_sovits, sovits_usable
 from studio.training.loop import Precision, StageTrainer
 from studio.training.run_layout import RunConfig, RunPaths
+from studio.training.stage_weights import apply_stage_weights, stage_lora_config, write_stage_weights
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,8 +49,7 @@ LR_DECAY = 0.999875
 
 
 def sovits_lora_config(cfg: RunConfig) -> LoRAConfig:
-    rank = int(cfg.lora_rank or 0)
-    return LoRAConfig(rank=rank, alpha=float(cfg.lora_alpha or rank), targets=SOVITS_DEFAULT_TARGETS)
+    return stage_lora_config(cfg, SOVITS_DEFAULT_TARGETS)
 
 
 def kl_loss(z_p, logs_q, m_p, logs_p, mask) -> torch.Tensor:
@@ -221,17 +221,8 @@ class SoVITSTrainer(StageTrainer):
         return {k: v for k, v in self.model.state_dict().items() if not k.startswith("enc_q.")}
 
     def write_outputs(self, paths: RunPaths, state: StageState) -> dict[str, Any]:
-        from safetensors.torch import save
-
-        from studio.workspace import atomic_write_bytes
-
-        out = paths.weights("sovits", self.cfg.lora)
-        tensors = {k: v.detach().float().cpu().contiguous() for k, v in self.output_weights().items()}
-        atomic_write_bytes(out, save(tensors))
         return {
-            "mode": "lora" if self.cfg.lora else "full",
-            "weights": out.name,
-            "lora": sovits_lora_config(self.cfg).to_dict() if self.cfg.lora else None,
+            **write_stage_weights(paths, "sovits", self.cfg, self.output_weights(), SOVITS_DEFAULT_TARGETS),
             "model_config": self.model.config.to_dict(),
             "upstream_config": self.base.info.hparams,
             "trainable_parameters": self.n_trainable,
@@ -259,17 +250,5 @@ def _load_pretrained_d(net_d: MultiPeriodDiscriminator, path: Path) -> list[str]
 
 def load_trained_sovits(base_path: Path, run_dir: Path, summary: dict[str, Any] | None, device: torch.device):
     """The base SoVITS with a finished stage's outputs applied (adapters merged), in eval mode."""
-    from safetensors.torch import load_file
-
-    from studio.models.lora import merge_lora
-
     model = load_sovits(base_path).model.float().to(device)
-    if summary:
-        weights = load_file(str(Path(run_dir) / summary["weights"]))
-        if summary["mode"] == "lora":
-            add_lora(model, LoRAConfig.from_dict(summary["lora"]))
-            load_lora_state_dict(model, weights)
-            merge_lora(model)
-        else:
-            model.load_state_dict(weights, strict=False)
-    return model.to(device).eval()
+    return apply_stage_weights(model, run_dir, summary, strict=False).to(device).eval()

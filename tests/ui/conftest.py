@@ -170,6 +170,19 @@ def open_studio(page, url: str) -> None:
     page.wait_for_timeout(500)  # let the other load events paint
 
 
+def export_voice_pack(page, speaker: str, timeout_ms: int):
+    """On the Voices tab: give consent as ``speaker``, export the selected voice, download the pack; its path."""
+    page.locator("#consent-speaker textarea").fill(speaker)
+    page.locator("#consent-statement textarea").fill("I agree that my voice may be shared.")
+    page.locator("#consent-ok input[type=checkbox]").check()
+    page.locator("#voices-export").click()
+    link = page.locator("#voices-pack-file a").first
+    link.wait_for(state="visible", timeout=timeout_ms)
+    with page.expect_download() as download:
+        link.click()
+    return download.value.path()
+
+
 @pytest.fixture
 def screenshot():
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ import zipfile
 import pytest
 
 from .conftest import SCREENSHOTS as SHOTS
-from .conftest import open_studio
+from .conftest import export_voice_pack, open_studio
 
 pytestmark = pytest.mark.slow
 
@@ -148,15 +148,7 @@ def _export(page, screenshot) -> None:
         "document.querySelector('#consent-speaker textarea')?.value === 'Joe Tester'", timeout=30_000
     )
     screenshot(page, "journey_6_voices_prefilled")
-    page.locator("#consent-speaker textarea").fill("Joe Tester")
-    page.locator("#consent-statement textarea").fill("I agree that my voice may be shared.")
-    page.locator("#consent-ok input[type=checkbox]").check()
-    page.locator("#voices-export").click()
-    link = page.locator("#voices-pack-file a").first
-    link.wait_for(state="visible", timeout=180_000)
-    with page.expect_download() as download:
-        link.click()
-    with zipfile.ZipFile(download.value.path()) as zf:
+    with zipfile.ZipFile(export_voice_pack(page, "Joe Tester", 180_000)) as zf:
         manifest = json.loads(zf.read("manifest.json"))
     assert manifest["name"] == VOICE
     assert manifest["consent"]["speaker_name"] == "Joe Tester"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import open_studio
+from .conftest import export_voice_pack, open_studio
 
 TAB_NAMES = ["Record & Upload", "Prepare", "Train", "Synthesize", "Voices", "Models & Settings"]
 
@@ -43,16 +43,7 @@ def test_export_pack_delete_and_screenshots(studio_with_voice, page, screenshot)
 
     page.get_by_role("tab", name="Voices").click()
     assert "joe" in page.locator("#voices-table").inner_text()
-    page.locator("#consent-speaker textarea").fill("Joe Example")
-    page.locator("#consent-statement textarea").fill("I agree that my voice may be shared.")
-    page.locator("#consent-ok input[type=checkbox]").check()
-    page.locator("#voices-export").click()
-    link = page.locator("#voices-pack-file a").first
-    link.wait_for(state="visible", timeout=120_000)
-    with page.expect_download() as download_info:
-        link.click()
-    zip_path = download_info.value.path()
-    with zipfile.ZipFile(zip_path) as zf:
+    with zipfile.ZipFile(export_voice_pack(page, "Joe Example", 120_000)) as zf:
         assert "manifest.json" in zf.namelist()
 
     page.locator("#voices-delete").click()  # asks first

@@ -10,8 +10,6 @@ variants we cannot run yet with a clear message.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,6 +21,7 @@ from studio.errors import CheckpointError
 from studio.models.safe_pickle import HParamsRecord, safe_torch_load, save_torch_zip_bytes, to_plain
 from studio.models.sovits.config import SoVITSConfig
 from studio.models.sovits.synthesizer import SoVITSSynthesizer
+from studio.workspace import atomic_write_bytes
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -239,17 +238,6 @@ def save_sovits_official(
     hparams = hparams if hparams is not None else default_hparams(model.config)
     weights = {k: v.detach().to("cpu", torch.float16) for k, v in model.state_dict().items() if "enc_q" not in k}
     payload = OrderedDict([("weight", weights), ("config", HParamsRecord.from_dict(hparams)), ("info", str(info))])
-    data = save_torch_zip_bytes(payload)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, save_torch_zip_bytes(payload))
     _LOGGER.info("wrote SoVITS weights to %s", path)
     return path

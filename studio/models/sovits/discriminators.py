@@ -26,6 +26,17 @@ LRELU_SLOPE = 0.1
 V2_PERIODS = (2, 3, 5, 7, 11)
 
 
+def _conv_stack(convs: nn.ModuleList, conv_post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Leaky-ReLU convolutions then ``conv_post``: (scores flattened to (B, n), every layer's output)."""
+    maps = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        maps.append(x)
+    x = conv_post(x)
+    maps.append(x)
+    return x.flatten(1), maps
+
+
 class ScaleDiscriminator(nn.Module):
     # (in, out, kernel, stride, groups, padding)
     LAYERS = (
@@ -51,14 +62,7 @@ class ScaleDiscriminator(nn.Module):
 
     def forward(self, wav: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """wav (B, 1, N) → scores (B, n), feature maps."""
-        maps = []
-        x = wav
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            maps.append(x)
-        x = self.conv_post(x)
-        maps.append(x)
-        return x.flatten(1), maps
+        return _conv_stack(self.convs, self.conv_post, wav)
 
 
 class PeriodDiscriminator(nn.Module):
@@ -83,13 +87,7 @@ class PeriodDiscriminator(nn.Module):
         if n % self.period:
             wav = F.pad(wav, (0, self.period - n % self.period), mode="reflect")
         x = wav.view(b, c, -1, self.period)  # (B, 1, N / p, p)
-        maps = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            maps.append(x)
-        x = self.conv_post(x)
-        maps.append(x)
-        return x.flatten(1), maps
+        return _conv_stack(self.convs, self.conv_post, x)
 
 
 class MultiPeriodDiscriminator(nn.Module):

@@ -48,15 +48,20 @@ def _weight_from_g_v(weight_g: torch.Tensor, weight_v: torch.Tensor) -> torch.Te
     return weight_v * (weight_g / norm)
 
 
+def _split_weight(conv: nn.Module) -> None:
+    """Replace ``conv.weight`` (d0, d1, k) by ``weight_g`` (its norm over dims 1, 2) and ``weight_v`` (a copy)."""
+    weight = conv.weight.detach()
+    del conv.weight
+    conv.weight_g = nn.Parameter(weight.norm(2, dim=(1, 2), keepdim=True))
+    conv.weight_v = nn.Parameter(weight.clone())
+
+
 class WeightNormConv1d(nn.Conv1d):
     """Conv1d whose weight is stored as (weight_g [out,1,1], weight_v [out,in,k])."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        weight = self.weight.detach()
-        del self.weight
-        self.weight_g = nn.Parameter(weight.norm(2, dim=(1, 2), keepdim=True))
-        self.weight_v = nn.Parameter(weight.clone())
+        _split_weight(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, _weight_from_g_v(self.weight_g, self.weight_v), self.bias)
@@ -67,10 +72,7 @@ class WeightNormConvTranspose1d(nn.ConvTranspose1d):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        weight = self.weight.detach()
-        del self.weight
-        self.weight_g = nn.Parameter(weight.norm(2, dim=(1, 2), keepdim=True))
-        self.weight_v = nn.Parameter(weight.clone())
+        _split_weight(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = _weight_from_g_v(self.weight_g, self.weight_v)

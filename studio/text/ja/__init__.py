@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from studio.errors import TextError
 from studio.text.ja.prosody import labels_to_prosody_phones
+from studio.text.punctuation import CJK_PUNCT_MAP
 from studio.text.types import CleanedText
 
 _LOGGER = logging.getLogger(__name__)
@@ -28,18 +29,7 @@ _MARK_RE = re.compile(f"[^{_JA_CHARS}]")
 # Consecutive ASCII sentence punctuation (and …) collapses to the first mark.
 _REPEATED_PUNCT_RE = re.compile(r"([!?…,.])([!?…,.])+")
 
-_MARK_MAP = {
-    "：": ",",
-    "；": ",",
-    "，": ",",
-    "。": ".",
-    "！": "!",
-    "？": "?",
-    "\n": ".",
-    "·": ",",
-    "、": ",",
-    "...": "…",
-}
+_MARK_MAP = {**CJK_PUNCT_MAP, "...": "…"}
 
 
 def normalize(text: str) -> str:

@@ -15,6 +15,7 @@ import re
 from functools import lru_cache
 from importlib import resources
 
+from studio.text.punctuation import CJK_PUNCT_MAP, mark_replacer
 from studio.text.zh import verbalize as vb
 
 # Sentence-final marks (a closing quote may follow): the text is cut after each of them.
@@ -77,24 +78,7 @@ _LATE_REPLACEMENTS = (
 
 # Punctuation of the normalised text and what the other marks become.
 PUNCTUATION = "!?…,.-"
-_PUNCT_MAP = {
-    "：": ",",
-    "；": ",",
-    "，": ",",
-    "。": ".",
-    "！": "!",
-    "？": "?",
-    "\n": ".",
-    "·": ",",
-    "、": ",",
-    "...": "…",
-    "$": ".",
-    "/": ",",
-    "—": "-",
-    "~": "…",
-    "～": "…",
-}
-_PUNCT_PATTERN = re.compile("|".join(re.escape(k) for k in _PUNCT_MAP))
+_map_marks = mark_replacer({**CJK_PUNCT_MAP, "...": "…", "$": ".", "/": ",", "—": "-", "~": "…", "～": "…"})
 _NOT_KEPT = re.compile(r"[^\u4e00-\u9fa5" + re.escape(PUNCTUATION) + r"]+")
 _REPEATED_PUNCT = re.compile(f"([{re.escape(PUNCTUATION)}])[{re.escape(PUNCTUATION)}]+")
 
@@ -125,7 +109,7 @@ def verbalize_sentence(sentence: str) -> str:
 def map_punctuation(sentence: str) -> str:
     """Map Chinese/ASCII marks onto ``! ? … , . -`` and delete everything that is not a CJK ideograph."""
     sentence = sentence.replace("嗯", "恩").replace("呣", "母")
-    sentence = _PUNCT_PATTERN.sub(lambda m: _PUNCT_MAP[m.group()], sentence)
+    sentence = _map_marks(sentence)
     return _NOT_KEPT.sub("", sentence)
 
 

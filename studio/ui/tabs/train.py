@@ -263,6 +263,22 @@ def _loss_frame(events: list, stage: str) -> Any:
     return pd.DataFrame(rows) if rows else _empty_plot()
 
 
+def _loss_plot(ui: Any, label: str, elem_id: str) -> Any:
+    """The live loss plot of one stage (one line per loss series)."""
+    return widget(
+        ui,
+        gr.LinePlot,
+        value=_empty_plot(),
+        x="step",
+        y="loss",
+        color="series",
+        label=label,
+        x_title="@train.axis_step",
+        y_title="@train.axis_loss",
+        elem_id=elem_id,
+    )
+
+
 # ---- layout + wiring ----------------------------------------------------------------------------------
 def build_train_tab(studio: Any, ui: Any) -> None:
     tab = gr.context.Context.block  # the gr.Tab this builder runs in: re-check the dataset when it is opened
@@ -317,30 +333,8 @@ def build_train_tab(studio: Any, ui: Any) -> None:
         run = widget(ui, gr.Dropdown, label="@train.run", choices=[], elem_id="train-run")
     status = gr.Markdown(elem_id="train-status")
     with gr.Row():
-        gpt_plot = widget(
-            ui,
-            gr.LinePlot,
-            value=_empty_plot(),
-            x="step",
-            y="loss",
-            color="series",
-            label="@train.gpt_plot",
-            x_title="@train.axis_step",
-            y_title="@train.axis_loss",
-            elem_id="train-plot-gpt",
-        )
-        sovits_plot = widget(
-            ui,
-            gr.LinePlot,
-            value=_empty_plot(),
-            x="step",
-            y="loss",
-            color="series",
-            label="@train.sovits_plot",
-            x_title="@train.axis_step",
-            y_title="@train.axis_loss",
-            elem_id="train-plot-sovits",
-        )
+        gpt_plot = _loss_plot(ui, "@train.gpt_plot", "train-plot-gpt")
+        sovits_plot = _loss_plot(ui, "@train.sovits_plot", "train-plot-sovits")
     with gr.Row():
         samples = widget(ui, gr.Dropdown, label="@train.samples", choices=[], elem_id="train-samples")
         sample = widget(ui, gr.Audio, label="@train.sample", type="filepath", interactive=False, elem_id="train-sample")
