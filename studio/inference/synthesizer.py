@@ -332,15 +332,17 @@ class Synthesizer:
         start = time.perf_counter()
         first_audio = None
         pieces = []
+        sentences: dict[int, str] = {}
         for chunk in self.stream(request, on_tokens=lambda _i, t: tokens.append(t)):
             if first_audio is None:
                 first_audio = time.perf_counter() - start
             pieces.append(chunk.audio)
+            sentences[chunk.sentence_index] = chunk.text
         audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
         return SynthesisResult(
             audio=audio.astype(np.float32),
             sample_rate=OUTPUT_SAMPLE_RATE,
-            sentences=[c for c in self.sentences(request)],
+            sentences=[sentences[i] for i in sorted(sentences)],
             seed=seed,
             semantic_tokens=tokens,
             timings={"total_s": time.perf_counter() - start, "first_audio_s": first_audio or 0.0},
