@@ -8,7 +8,14 @@ import torch
 from golden_utils import assert_close
 from s1_golden_cases import resolve, runs, s1_run_names, sampling_kwargs, tensors
 
-from studio.models.generate import generate_semantic, generate_semantic_batch, stream_semantic
+from studio.models.generate import (
+    MUTE_TOKEN,
+    generate_semantic,
+    generate_semantic_batch,
+    silence_cut,
+    silence_similarity,
+    stream_semantic,
+)
 from studio.models.text2semantic_checkpoint import load_text2semantic
 from studio.training.gpt_loss import text2semantic_loss
 
@@ -137,6 +144,30 @@ def test_streaming_chunks_and_on_token_follow_the_decode(model):
     n_prompt = prompt.shape[1]
     assert streamed == seen == full.sequence[n_prompt:].tolist()
     assert chunks[-1].result.tokens.tolist() == full.tokens.tolist()
+
+
+def test_silence_cut_follows_the_mode2_rule():
+    sim = torch.full((1025,), -0.5)
+    sim[7] = 0.9  # a pause-like token
+    assert silence_cut([1] * 9, sim, chunk_size=8) == 0  # fewer than chunk_size + 2 waiting
+    assert silence_cut([1] * 12, sim, chunk_size=8) == 0  # nothing pause-like: keep generating
+    assert silence_cut([1] * 9 + [7, 7, 1], sim, chunk_size=8) == 10  # two in a row beat one
+    assert silence_cut([7, 7] + [1] * 10, sim, chunk_size=8) == 0  # a pause too early for a full chunk
+
+
+def test_silence_streaming_loses_no_token(model):
+    x, bert, prompt = _inputs()
+    kw = dict(top_k=15, top_p=1.0, temperature=1.0, repetition_penalty=1.35, max_steps=60)
+    full = generate_semantic(model, x, bert, prompt, generator=torch.Generator().manual_seed(5), **kw)
+    chunks = list(
+        stream_semantic(
+            model, x, bert, prompt, chunk_size=6, cut_at_silence=True, generator=torch.Generator().manual_seed(5), **kw
+        )
+    )
+    assert torch.cat([c.tokens for c in chunks]).tolist() == full.sequence[prompt.shape[1] :].tolist()
+    assert all(len(c.tokens) >= 6 for c in chunks[:-1])
+    sim = silence_similarity(model)
+    assert sim.shape == (model.config.vocab_size,) and sim[MUTE_TOKEN] == pytest.approx(1.0)
 
 
 def test_step_cap_and_eos_ban(model):

@@ -8,8 +8,8 @@ existing clients work unchanged. Deliberate differences:
 * ``aux_ref_audio_paths`` can also be given in GET (repeat the parameter).
 * Without ``ref_audio_path`` the server's default reference is used when it has one (``--voice``,
   ``--ref-audio`` or ``/set_refer_audio``); without one the 400 is upstream's.
-* ``streaming_mode`` 2 and 3 send one chunk per sentence (our engine streams by sentence), with the same
-  wire format; ``batch_threshold``, ``split_bucket``, ``parallel_infer``, ``sample_steps``,
+* ``streaming_mode`` 3 streams every ``min_chunk_length`` semantic tokens and 2 cuts at pause-like tokens
+  (upstream's rule, without its re-sending of tokens after the cut), with the same wire format; ``batch_threshold``, ``split_bucket``, ``parallel_infer``, ``sample_steps``,
   ``super_sampling`` and ``overlap_length`` are accepted and have no effect on v2 models.
 * int16 conversion clips instead of wrapping a sample of exactly +1.0.
 """
@@ -158,6 +158,7 @@ def build_request(engine: ApiEngine, p: TTSParams, mode: int) -> SynthesisReques
         batch_size=min(max(p.batch_size, 1), 64),  # the engine batches at most 64 sentences
         seed=None if p.seed < 0 else p.seed,
         stream_tokens=p.min_chunk_length if mode in (2, 3) else 0,
+        stream_at_silence=mode == 2,
     )
 
 

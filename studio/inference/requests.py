@@ -44,6 +44,7 @@ class SynthesisRequest:
     auto_trim_reference: bool = False
     max_tokens_per_sentence: int = 1500
     stream_tokens: int = 0  # > 0: also stream inside a sentence, every N semantic tokens
+    stream_at_silence: bool = False  # with stream_tokens: cut chunks at pause-like tokens (upstream mode 2)
 
     def validated(self) -> SynthesisRequest:
         """Check ranges; raise a clear :class:`StudioError` naming the bad setting."""

@@ -300,6 +300,7 @@ class Synthesizer:
             chunk_size=request.stream_tokens,
             **self._sampling_kwargs(request),
             generator=generator,
+            cut_at_silence=request.stream_at_silence,
         )
         while True:
             # The lock is held only while the model works, never across a yield: a caller that abandons the

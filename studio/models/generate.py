@@ -274,13 +274,18 @@ def stream_semantic(
     early_stop_num: int | None = -1,
     max_steps: int = DEFAULT_MAX_STEPS,
     generator: torch.Generator | None = None,
+    cut_at_silence: bool = False,
 ) -> Iterator[SemanticChunk]:
     """Like :func:`generate_semantic`, yielding every ``chunk_size`` new tokens, then a final chunk with the
     remainder and the result. The chunks concatenate to every generated token that stayed in the sequence;
     ``result.tokens`` additionally applies upstream's ``[-idx:]`` slice (which drops the first token when
-    decoding stops on the step cap)."""
+    decoding stops on the step cap).
+
+    ``cut_at_silence`` (upstream's streaming mode 2): instead of every ``chunk_size`` tokens, cut where the
+    tokens sound most like a pause — see :func:`silence_cut` — so chunk joins fall into quiet places."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be ≥ 1, got {chunk_size}")
+    silence = silence_similarity(model) if cut_at_silence else None
     opts_kwargs = _sampling_kwargs(top_k, top_p, temperature, repetition_penalty, early_stop_num, max_steps, False)
     with torch.inference_mode():
         loop = _single_decoder(model, phone_ids, bert, prompt_tokens, opts_kwargs, generator)
@@ -293,10 +298,40 @@ def stream_semantic(
                 result = done.value[0]
                 break
         pending.append(token)
-        if len(pending) == chunk_size:
-            yield SemanticChunk(torch.tensor(pending, dtype=torch.long))
-            pending = []
+        if silence is not None:
+            cut = silence_cut(pending, silence, chunk_size)
+        else:
+            cut = chunk_size if len(pending) == chunk_size else 0
+        if cut:
+            yield SemanticChunk(torch.tensor(pending[:cut], dtype=torch.long))
+            pending = pending[cut:]
     yield SemanticChunk(torch.tensor(pending, dtype=torch.long), final=True, result=result)
+
+
+MUTE_TOKEN = 486  # upstream's reference "silence" semantic token (SPEC §5.7)
+
+
+def silence_similarity(model: Text2SemanticModel) -> torch.Tensor:
+    """(V,) cosine similarity of every semantic token's embedding with the mute token's."""
+    table = model.ar_audio_embedding.word_embeddings.weight.detach().float()  # (V, D)
+    return F.cosine_similarity(table, table[MUTE_TOKEN].unsqueeze(0), dim=-1).cpu()
+
+
+def silence_cut(pending: list[int], similarity: torch.Tensor, chunk_size: int, threshold: float = 0.0) -> int:
+    """How many of the ``pending`` tokens to send now (0 = keep generating), upstream's mode-2 rule.
+
+    Once ``chunk_size + 2`` tokens wait, each scores its similarity to the mute token minus ``threshold``
+    (negative → −1) plus its right neighbour's score, favouring two silence-like tokens in a row; the best
+    position is the cut if its score is ≥ 0 and at least ``chunk_size`` tokens lie up to it. Unlike upstream,
+    only the tokens up to the cut are sent (upstream re-sends the ones after it in the next chunk).
+    """
+    if len(pending) < chunk_size + 2:
+        return 0
+    score = similarity[torch.tensor(pending)] - threshold
+    score = torch.where(score < 0, torch.full_like(score, -1.0), score)
+    score[:-1] = score[:-1] + score[1:]
+    best = int(torch.argmax(score))
+    return best + 1 if score[best] >= 0 and best + 1 >= chunk_size else 0
 
 
 @torch.inference_mode()
