@@ -65,7 +65,9 @@ def test_output_is_32k_mono_speech_length(service, request_):
 
 
 @pytest.mark.parametrize(
-    "extra", [{}, {"batch_size": 2}, {"stream_tokens": 12}], ids=["sentences", "batched", "tokens"]
+    "extra",
+    [{}, {"batch_size": 2}, {"stream_tokens": 12}, {"stream_tokens": 8, "stream_at_silence": True}],
+    ids=["sentences", "batched", "tokens", "pauses"],
 )
 def test_stream_concatenates_to_the_whole_result(service, request_, extra):
     req = dataclasses.replace(request_, **extra)
