@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from studio.errors import ReferenceAudioError, StudioError, TextError
+from studio.inference.requests import SynthesisRequest as _ENGINE  # the engine's defaults are the take defaults
 from studio.services.take_qa import TakeChecker, TakeQA, best_take
 from studio.workspace import atomic_write_json
 
@@ -48,13 +49,13 @@ class TakeSettings:
     reference: str | None = None  # None → the voice's own reference clip
     ref_text: str | None = None  # None → the voice's own reference transcript
     ref_lang: str = "auto"
-    noise_scale: float = 0.5
-    speed: float = 1.0
-    energy: float = 1.0
-    temperature: float = 1.0
-    top_k: int = 15
-    top_p: float = 1.0
-    repetition_penalty: float = 1.35
+    noise_scale: float = _ENGINE.noise_scale
+    speed: float = _ENGINE.speed
+    energy: float = _ENGINE.energy
+    temperature: float = _ENGINE.temperature
+    top_k: int = _ENGINE.top_k
+    top_p: float = _ENGINE.top_p
+    repetition_penalty: float = _ENGINE.repetition_penalty
     seed: int = -1  # < 0 → a random seed per take; else take i uses seed + i
     max_sentence_s: float = 60.0  # cap on each sentence's length (upstream: 1500 tokens = 60 s)
 
@@ -264,7 +265,6 @@ class TakeService:
         self.checker = checker
 
     def _request(self, settings: TakeSettings):
-        from studio.inference.requests import SynthesisRequest
 
         if not settings.text.strip():
             raise TextError("There is no text to speak.", hint="Type a sentence in the text box.")
@@ -281,7 +281,7 @@ class TakeService:
             raise ReferenceAudioError(
                 "Zero-shot needs a reference clip of the voice.", hint="Upload or record 3–10 s of clean speech."
             )
-        request = SynthesisRequest(
+        request = _ENGINE(
             text=settings.text,
             lang=settings.lang,
             reference=Path(reference),
