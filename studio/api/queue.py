@@ -146,15 +146,20 @@ class InferenceQueue:
             with self._lock:
                 self._waiting -= 1
                 self._busy = True
+            ending: tuple[str, Any] = (_END, None)
             try:
                 if not job.cancelled:
-                    self._run(job)
+                    ending = self._run(job)
             finally:
+                # The queue is free again *before* the job's last word reaches its client, so a client that
+                # has its answer never sees the server still busy with it.
                 with self._lock:
                     self._busy = False
+                job._emit(*ending)
 
     @staticmethod
-    def _run(job: Job) -> None:
+    def _run(job: Job) -> tuple[str, Any]:
+        """Run ``job``, handing each item over as it comes; returns the job's closing event."""
         items = None
         try:
             items = job.work()
@@ -165,10 +170,9 @@ class InferenceQueue:
         except BaseException as exc:  # handed to the request that caused it; the worker lives on
             if not isinstance(exc, StudioError):
                 _LOGGER.exception("synthesis job failed")
-            job._emit(_ERROR, exc)
-        else:
-            job._emit(_END)
+            return _ERROR, exc
         finally:
             close = getattr(items, "close", None)
             if close is not None:
                 close()
+        return _END, None
