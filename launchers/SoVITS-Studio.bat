@@ -15,4 +15,5 @@ echo installed> "%VENV%\.sovits-studio-installed"
 set "NO_PROXY=localhost,127.0.0.1,::1"
 rem Windows slows background Python: run the studio at high priority (GPT-SoVITS#2347).
 start "" /b /high /wait "%VENV%\Scripts\python.exe" "%HERE%\webui.py" %*
+if errorlevel 1 (echo The studio stopped with an error; the message is above. & pause)
 endlocal

@@ -1,4 +1,8 @@
-"""The Linux launcher works from a fresh checkout: first run installs into a new venv, later runs start at once."""
+"""The bash launchers work from a fresh checkout: first run installs into a new venv, later runs start at once.
+
+The macOS `.command` is a bash 3.2-compatible script, so it runs here too; the Windows `.bat` is only checked for
+what would break it on Windows (line endings, the files it starts).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-LAUNCHER = "launchers/SoVITS-Studio.sh"
+BASH_LAUNCHERS = ["launchers/SoVITS-Studio.sh", "launchers/SoVITS-Studio.command"]
 
 
 def _fresh_checkout(dest: Path) -> Path:
@@ -23,15 +27,16 @@ def _fresh_checkout(dest: Path) -> Path:
     return dest
 
 
-def _run(checkout: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+def _run(checkout: Path, launcher: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["bash", str(checkout / LAUNCHER), "--help"], cwd=checkout, env=env, capture_output=True, text=True, timeout=300
+        ["bash", str(checkout / launcher), "--help"], cwd=checkout, env=env, capture_output=True, text=True, timeout=300
     )
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="bash launcher")
-def test_linux_launcher_installs_once_then_starts(tmp_path):
+@pytest.mark.parametrize("launcher", BASH_LAUNCHERS)
+def test_launcher_installs_once_then_starts(tmp_path, launcher):
     checkout = _fresh_checkout(tmp_path / "SoVITS Studio")  # a space in the path, as users have
     env = {
         **os.environ,
@@ -40,7 +45,7 @@ def test_linux_launcher_installs_once_then_starts(tmp_path):
         "SOVITS_STUDIO_PIP_ARGS": "--no-deps --no-build-isolation --no-index -q",
         "SOVITS_STUDIO_SKIP_TORCH": "1",
     }
-    first = _run(checkout, env)
+    first = _run(checkout, launcher, env)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "First start" in first.stdout
     assert "--no-browser" in first.stdout  # webui.py's help: the studio itself was reached
@@ -54,7 +59,50 @@ def test_linux_launcher_installs_once_then_starts(tmp_path):
     )
     assert str(checkout / "studio") in probe.stdout  # the venv runs this checkout's code
 
-    second = _run(checkout, env)
+    second = _run(checkout, launcher, env)
     assert second.returncode == 0, second.stderr
     assert "First start" not in second.stdout  # no reinstall
     assert "--no-browser" in second.stdout
+
+
+def test_a_failed_first_install_is_retried_on_the_next_start(tmp_path):
+    """pip failing (offline, disk full) must not leave a venv that later starts pretend is installed."""
+    checkout = _fresh_checkout(tmp_path / "studio")
+    env = {
+        **os.environ,
+        "SOVITS_STUDIO_VENV_ARGS": "--system-site-packages --without-pip",
+        "SOVITS_STUDIO_PIP_ARGS": "--no-index --find-links /nonexistent -q --this-option-does-not-exist",
+        "SOVITS_STUDIO_SKIP_TORCH": "1",
+    }
+    for launcher in BASH_LAUNCHERS:
+        failed = subprocess.run(
+            ["bash", str(checkout / launcher), "--help"],
+            cwd=checkout,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        assert failed.returncode != 0, launcher
+        assert not (checkout / ".venv" / ".sovits-studio-installed").exists(), launcher
+
+
+def test_windows_launcher_keeps_crlf_and_starts_the_studio():
+    bat = (REPO_ROOT / "launchers" / "SoVITS-Studio.bat").read_bytes()
+    lines = bat.split(b"\r\n")
+    assert all(b"\n" not in line for line in lines), "cmd.exe mis-parses labels and goto in LF-only .bat files"
+    text = bat.decode("ascii")
+    assert "webui.py" in text and "-m venv" in text and "pip install -e" in text
+    assert ".sovits-studio-installed" in text  # the same first-run marker as the bash launchers
+    attributes = (REPO_ROOT / ".gitattributes").read_text()
+    assert "*.bat" in attributes and "eol=crlf" in attributes  # a checkout with autocrlf=false keeps CRLF
+
+
+def test_desktop_entry_starts_the_linux_launcher_beside_it():
+    entry = (REPO_ROOT / "launchers" / "SoVITS-Studio.desktop").read_text()
+    fields = dict(line.split("=", 1) for line in entry.splitlines() if "=" in line and not line.startswith("#"))
+    assert fields["Type"] == "Application" and fields["Terminal"] == "true"
+    assert "SoVITS-Studio.sh" in fields["Exec"] and "%k" in fields["Exec"]
+    for launcher in BASH_LAUNCHERS:
+        assert os.access(REPO_ROOT / launcher, os.X_OK), f"{launcher} must be executable to double-click"
