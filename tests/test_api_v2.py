@@ -207,3 +207,34 @@ def test_serve_command_reports_an_unknown_voice_without_starting(tmp_path, capsy
     code = main(["serve", "--workspace", str(tmp_path), "--voice", "nobody", "--port", "0"])
     assert code == 1
     assert "no voice named 'nobody'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--queue-size", "-1"], "queue size must be 0 or more"), (["--length-retries", "11"], "between 0 and 10")],
+)
+def test_serve_command_refuses_bad_settings_in_words(tmp_path, capsys, args, message):
+    from studio.cli import main
+
+    code = main(["serve", "--workspace", str(tmp_path), "--port", "0", *args])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and "Traceback" not in err
+
+
+def test_server_length_retries_reach_every_request(env, tiny_s1_ckpt, tiny_s2_pth, golden):
+    """With --length-retries, a run-on sentence is generated again, so some seed's audio changes."""
+    _, refs, workspace = env
+    guarded = start_server(workspace, tiny_s1_ckpt, tiny_s2_pth, golden, length_retries=3, max_tokens_per_sentence=120)
+    plain = start_server(workspace, tiny_s1_ckpt, tiny_s2_pth, golden, max_tokens_per_sentence=120)
+    try:
+        changed = 0
+        for seed in range(4):
+            params = {**tts_params(refs[0], text="Good morning."), "seed": seed}
+            a = requests.get(f"{plain.url}/tts", params=params, timeout=120)
+            b = requests.get(f"{guarded.url}/tts", params=params, timeout=120)
+            assert a.status_code == b.status_code == 200
+            changed += a.content != b.content
+        assert changed >= 1
+    finally:
+        guarded.stop()
+        plain.stop()

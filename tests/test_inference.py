@@ -66,8 +66,14 @@ def test_output_is_32k_mono_speech_length(service, request_):
 
 @pytest.mark.parametrize(
     "extra",
-    [{}, {"batch_size": 2}, {"stream_tokens": 12}, {"stream_tokens": 8, "stream_at_silence": True}],
-    ids=["sentences", "batched", "tokens", "pauses"],
+    [
+        {},
+        {"batch_size": 2},
+        {"stream_tokens": 12},
+        {"stream_tokens": 8, "stream_at_silence": True},
+        {"length_retries": 2, "max_tokens_per_sentence": 120},
+    ],
+    ids=["sentences", "batched", "tokens", "pauses", "length-retries"],
 )
 def test_stream_concatenates_to_the_whole_result(service, request_, extra):
     req = dataclasses.replace(request_, **extra)
@@ -86,6 +92,42 @@ def test_same_seed_same_audio_other_seed_other_audio(service, request_):
     assert a.semantic_tokens != c.semantic_tokens or not np.array_equal(
         a.audio[: len(c.audio)], c.audio[: len(a.audio)]
     )
+
+
+def test_length_band_follows_upstreams_training_filter():
+    from studio.inference.length_check import length_gap, phones_per_second
+
+    assert phones_per_second(30, 50) == 15.0  # 30 phones in 2 s of tokens
+    assert length_gap(30, 50) == 0.0
+    assert length_gap(30, 30) == 0.0 and length_gap(30, 250) == 0.0  # 25 and 3 phones/s: the band's edges
+    assert length_gap(30, 20) > 0 and length_gap(30, 400) > 0  # words skipped / run-on
+    assert length_gap(30, 1000) > length_gap(30, 400)  # further out, larger gap
+    assert length_gap(30, 0) == float("inf")
+
+
+def test_sentences_of_implausible_length_are_regenerated(service, request_):
+    """Tiny random weights often miss EOS and run to the token cap (a run-on, < 3 phones/s); with retries the
+    synthesizer tries again and keeps the most plausible length, reproducibly for a seed."""
+    from studio.inference.length_check import length_gap
+
+    base = dataclasses.replace(request_, text="Good morning.", max_tokens_per_sentence=120)
+    n_phones = len(service.synthesizer().text_features(base.text, base.lang).phone_ids)
+    improved = 0
+    for seed in range(4):
+        plain = service.synthesize(dataclasses.replace(base, seed=seed))
+        guarded_request = dataclasses.replace(base, seed=seed, length_retries=3)
+        guarded = service.synthesize(guarded_request)
+        plain_gap = length_gap(n_phones, len(plain.semantic_tokens[0]))
+        guarded_gap = length_gap(n_phones, len(guarded.semantic_tokens[0]))
+        assert plain.attempts == [1]
+        if plain_gap == 0:  # plausible at once: the guard changes nothing
+            assert guarded.attempts == [1] and np.array_equal(guarded.audio, plain.audio)
+            continue
+        assert guarded.attempts[0] > 1 and guarded_gap <= plain_gap
+        assert guarded.attempts[0] == 4 or guarded_gap == 0  # stops at the first plausible try
+        improved += guarded_gap == 0
+        assert np.array_equal(service.synthesize(guarded_request).audio, guarded.audio)  # same seed, same audio
+    assert improved >= 1, "no seed showed a run-on sentence being replaced by a plausible one"
 
 
 def test_speed_changes_duration(service, request_):
@@ -185,6 +227,22 @@ def test_cli_writes_a_32k_wav(tiny_pretrained, reference, tmp_path):
     info = sf.info(out)
     assert info.samplerate == 32000 and info.channels == 1 and info.frames > 0
     assert "AI-generated" in " ".join(read_wav_metadata(out).values())
+
+
+def test_cli_length_retries_report_regenerated_sentences(tiny_pretrained, reference, tmp_path, capsys):
+    from studio.cli import main
+
+    clip, text = reference
+    reports = []
+    for seed in range(4):
+        code = main(
+            ["synth", "--pretrained", str(tiny_pretrained), "--ref", str(clip), "--ref-text", text, "--ref-lang", "en",
+             "--text", "Good morning.", "--lang", "en", "--out", str(tmp_path / f"{seed}.wav"), "--seed", str(seed),
+             "--max-tokens", "120", "--length-retries", "3", "--device", "cpu"]
+        )  # fmt: skip
+        assert code == 0
+        reports.append(capsys.readouterr().out)
+    assert any("Re-generated 1 sentence(s) whose length looked wrong" in r for r in reports), reports
 
 
 def test_cli_reports_missing_models_without_traceback(tmp_path, reference, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from studio.errors import StudioError
 from studio.pretrained import default_pretrained_dir
 from studio.workspace import default_workspace_root
 
@@ -24,6 +25,8 @@ class ServerSettings:
     * ``queue_size``: how many requests may wait behind the one being synthesised; more get a 503.
     * ``max_tokens_per_sentence``: a cap on semantic tokens per sentence (1500 = upstream's; lower it for
       untrained or tiny models that never say "stop").
+    * ``length_retries``: re-generate a sentence whose length is implausible for its text (skipped or repeated
+      words) up to this many times; 0 (default) = upstream's behaviour. Not applied to streaming modes 2–3.
     """
 
     workspace: Path = field(default_factory=default_workspace_root)
@@ -41,6 +44,7 @@ class ServerSettings:
     queue_size: int = DEFAULT_QUEUE_SIZE
     device: str | None = None
     max_tokens_per_sentence: int = 1500
+    length_retries: int = 0
     preload: bool = True
 
     def __post_init__(self) -> None:
@@ -48,4 +52,6 @@ class ServerSettings:
         self.pretrained = Path(self.pretrained).expanduser()
         self.allow_dirs = tuple(Path(p).expanduser() for p in self.allow_dirs)
         if self.queue_size < 0:
-            raise ValueError("queue_size must be >= 0")
+            raise StudioError(f"The queue size must be 0 or more (got {self.queue_size}).")
+        if not 0 <= self.length_retries <= 10:
+            raise StudioError(f"Length retries must be between 0 and 10 (got {self.length_retries}).")

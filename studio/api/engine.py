@@ -108,6 +108,8 @@ class ApiEngine:
         cap = self.settings.max_tokens_per_sentence
         if request.max_tokens_per_sentence > cap:
             request = replace(request, max_tokens_per_sentence=cap)
+        if self.settings.length_retries and not request.length_retries:
+            request = replace(request, length_retries=self.settings.length_retries)
 
         def work() -> Iterator[AudioChunk]:
             return self.service.synthesizer(models).stream(request)

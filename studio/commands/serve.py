@@ -46,6 +46,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--queue-size", type=int, default=16, help="requests that may wait; more get 503 (default: 16)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--max-tokens", type=int, default=1500, help="cap on semantic tokens per sentence (default 1500)")
+    p.add_argument(
+        "--length-retries",
+        type=int,
+        default=0,
+        metavar="N",
+        help="re-generate a sentence whose length looks wrong for its text (skipped/repeated words) up to N times "
+        "(default 0 = as upstream)",
+    )
     p.set_defaults(run=run)
 
 
@@ -68,6 +76,7 @@ def settings_from_args(args: argparse.Namespace):
         "queue_size": args.queue_size,
         "device": args.device,
         "max_tokens_per_sentence": args.max_tokens,
+        "length_retries": args.length_retries,
         "hubert_dir": args.hubert_dir,
         "bert_dir": args.bert_dir,
     }

@@ -38,6 +38,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=-1, help="same seed → same audio; -1 = random")
     p.add_argument("--max-tokens", type=int, default=1500, help="cap on semantic tokens per sentence (25 per second)")
     p.add_argument("--auto-trim", action="store_true", help="trim a reference longer than 10 s instead of refusing it")
+    p.add_argument(
+        "--length-retries",
+        type=int,
+        default=0,
+        metavar="N",
+        help="re-generate a sentence whose length looks wrong for its text (skipped/repeated words) up to N times",
+    )
     p.set_defaults(run=run)
 
 
@@ -85,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         auto_trim_reference=args.auto_trim,
         max_tokens_per_sentence=args.max_tokens,
+        length_retries=args.length_retries,
     )
     start = time.perf_counter()
     result = service.synthesize(request, voice)
@@ -94,4 +102,7 @@ def run(args: argparse.Namespace) -> int:
         f"Wrote {args.out} ({result.duration_s:.2f} s at {result.sample_rate} Hz, {len(result.sentences)} sentence(s), "
         f"seed {result.seed}) in {took:.1f} s."
     )
+    redone = sum(1 for n in result.attempts if n > 1)
+    if redone:
+        print(f"Re-generated {redone} sentence(s) whose length looked wrong for the text ({sum(result.attempts)} tries).")
     return 0

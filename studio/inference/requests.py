@@ -22,6 +22,9 @@ class SynthesisRequest:
     * ``energy``: scales the output's loudness contour around its mean (1.0 = unchanged, 0 = flat,
       > 1 = livelier); applied after decoding, per sentence.
     * ``seed``: ``None`` or a negative value picks a random seed (reported in the result).
+    * ``length_retries``: re-generate a sentence up to this many times when its length is implausible for
+      its text (outside 3–25 phones per second: words skipped or repeated) and keep the most plausible try.
+      0 = upstream's behaviour. Not applied while streaming inside a sentence (its audio is already out).
     """
 
     text: str
@@ -45,6 +48,7 @@ class SynthesisRequest:
     max_tokens_per_sentence: int = 1500
     stream_tokens: int = 0  # > 0: also stream inside a sentence, every N semantic tokens
     stream_at_silence: bool = False  # with stream_tokens: cut chunks at pause-like tokens (upstream mode 2)
+    length_retries: int = 0
 
     def validated(self) -> SynthesisRequest:
         """Check ranges; raise a clear :class:`StudioError` naming the bad setting."""
@@ -60,6 +64,7 @@ class SynthesisRequest:
             (1 <= self.batch_size <= 64, "batch_size must be between 1 and 64"),
             (1 <= self.max_tokens_per_sentence <= 1500, "max_tokens_per_sentence must be 1–1500"),
             (self.stream_tokens >= 0, "stream_tokens must be ≥ 0"),
+            (0 <= self.length_retries <= 10, "length_retries must be between 0 and 10"),
         ]
         for ok, message in checks:
             if not ok:
@@ -79,6 +84,7 @@ class AudioChunk:
     sentence_index: int
     text: str
     is_sentence_end: bool = True
+    attempts: int = 1  # GPT tries this sentence took (> 1 when its first length was implausible)
 
 
 @dataclass
@@ -90,6 +96,7 @@ class SynthesisResult:
     sentences: list[str]
     seed: int
     semantic_tokens: list[list[int]] = field(default_factory=list)
+    attempts: list[int] = field(default_factory=list)  # per sentence, see ``SynthesisRequest.length_retries``
     timings: dict[str, float] = field(default_factory=dict)
 
     @property

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from studio.errors import StudioError, TextError
+from studio.inference.length_check import length_gap
 from studio.inference.postprocess import apply_energy, normalize_peak, silence
 from studio.inference.reference import ReferencePrompt, load_reference, timbre_spectrogram
 from studio.inference.requests import OUTPUT_SAMPLE_RATE, AudioChunk, SynthesisRequest, SynthesisResult
@@ -216,10 +217,10 @@ class Synthesizer:
         generator = torch.Generator(device=self.models.device).manual_seed(seed)
         last = len(sentences) - 1
 
-        def chunk(index: int, audio: np.ndarray, is_end: bool) -> AudioChunk:
+        def chunk(index: int, audio: np.ndarray, is_end: bool, attempts: int = 1) -> AudioChunk:
             if is_end and index < last:
                 audio = np.concatenate([audio, silence(request.pause_s, OUTPUT_SAMPLE_RATE)])
-            return AudioChunk(audio, OUTPUT_SAMPLE_RATE, index, sentences[index], is_sentence_end=is_end)
+            return AudioChunk(audio, OUTPUT_SAMPLE_RATE, index, sentences[index], is_end, attempts)
 
         if request.stream_tokens > 0:
             for index, feat in enumerate(feats):
@@ -230,9 +231,39 @@ class Synthesizer:
             group = list(range(start, min(start + request.batch_size, len(feats))))
             token_lists = self._generate_group([feats[i] for i in group], prompt, request, generator)
             for index, tokens in zip(group, token_lists, strict=True):
+                tokens, attempts = self._retry_implausible(tokens, feats[index], prompt, request, generator)
                 if on_tokens:
                     on_tokens(index, tokens)
-                yield chunk(index, self.decode_tokens(tokens, feats[index], prompt, request, generator), True)
+                audio = self.decode_tokens(tokens, feats[index], prompt, request, generator)
+                yield chunk(index, audio, True, attempts)
+
+    def _retry_implausible(
+        self,
+        tokens: list[int],
+        feat: TextFeatures,
+        prompt: ReferencePrompt,
+        request: SynthesisRequest,
+        generator: torch.Generator,
+    ) -> tuple[list[int], int]:
+        """Re-generate while the length is implausible (up to ``request.length_retries`` times); the most
+        plausible try wins, the earliest among equals. Returns (tokens, number of tries)."""
+        n_phones = len(feat.phone_ids)
+        best, best_gap, attempts = tokens, length_gap(n_phones, len(tokens)), 1
+        while best_gap > 0 and attempts <= request.length_retries:
+            attempts += 1
+            candidate = self.generate_tokens(feat, prompt, request, generator)
+            gap = length_gap(n_phones, len(candidate))
+            if gap < best_gap:
+                best, best_gap = candidate, gap
+        if attempts > 1:
+            _LOGGER.info(
+                "sentence %r: %d tries for a plausible length (%d phones → %d tokens)",
+                feat.norm_text[:40],
+                attempts,
+                n_phones,
+                len(best),
+            )
+        return best, attempts
 
     def _generate_group(
         self, feats: list[TextFeatures], prompt: ReferencePrompt, request: SynthesisRequest, generator: torch.Generator
@@ -334,11 +365,14 @@ class Synthesizer:
         first_audio = None
         pieces = []
         sentences: dict[int, str] = {}
+        attempts: dict[int, int] = {}
         for chunk in self.stream(request, on_tokens=lambda _i, t: tokens.append(t)):
             if first_audio is None:
                 first_audio = time.perf_counter() - start
             pieces.append(chunk.audio)
             sentences[chunk.sentence_index] = chunk.text
+            if chunk.is_sentence_end:
+                attempts[chunk.sentence_index] = chunk.attempts
         audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
         return SynthesisResult(
             audio=audio.astype(np.float32),
@@ -346,6 +380,7 @@ class Synthesizer:
             sentences=[sentences[i] for i in sorted(sentences)],
             seed=seed,
             semantic_tokens=tokens,
+            attempts=[attempts[i] for i in sorted(attempts)],
             timings={"total_s": time.perf_counter() - start, "first_audio_s": first_audio or 0.0},
         )
 

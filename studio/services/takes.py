@@ -58,6 +58,7 @@ class TakeSettings:
     repetition_penalty: float = _ENGINE.repetition_penalty
     seed: int = -1  # < 0 → a random seed per take; else take i uses seed + i
     max_sentence_s: float = 60.0  # cap on each sentence's length (upstream: 1500 tokens = 60 s)
+    length_retries: int = 2  # re-generate a sentence of implausible length (skipped/repeated words); 0 = upstream
 
 
 @dataclass
@@ -295,6 +296,7 @@ class TakeService:
             noise_scale=float(settings.noise_scale),
             energy=float(settings.energy),
             max_tokens_per_sentence=max(1, min(1500, int(round(float(settings.max_sentence_s) * 25)))),
+            length_retries=int(settings.length_retries),
         ).validated()
         return request, models
 

@@ -156,6 +156,7 @@ class SynthesizeHandlers:
         rep,
         seed,
         max_s,
+        retries,
         n,
         check,
         progress=None,
@@ -176,6 +177,7 @@ class SynthesizeHandlers:
             repetition_penalty=rep,
             seed=int(seed if seed is not None else -1),
             max_sentence_s=float(max_s),
+            length_retries=int(retries if retries is not None else 0),
         )
         service, done = self.studio.takes, []
 
@@ -338,6 +340,17 @@ def build_synthesize_tab(studio, ui: UIContext) -> None:
                 rep = ui.tr(gr.Slider(1, 2, 1.35, step=0.05, label="Repetition penalty"))
                 seed = ui.tr(gr.Number(-1, precision=0, label="Seed", info="-1 = a new random seed for every take."))
                 max_s = ui.tr(gr.Slider(1, 60, 60, step=1, label="Longest sentence (seconds)", elem_id="synth-max-s"))
+                retries = ui.tr(
+                    gr.Slider(
+                        0,
+                        5,
+                        TakeSettings.length_retries,
+                        step=1,
+                        label="Retries for skipped or repeated words",
+                        info="A sentence far too short or too long for its text is generated again; 0 = off.",
+                        elem_id="synth-retries",
+                    )
+                )
             with gr.Row():
                 n_takes = ui.tr(gr.Slider(1, 8, 2, step=1, label="Number of takes", elem_id="synth-n"))
                 check = ui.tr(gr.Checkbox(True, label="Check each take (transcribe and compare the voice)"))
@@ -415,6 +428,7 @@ def _wire(h: SynthesizeHandlers, ui: UIContext, c: dict) -> None:
             "rep",
             "seed",
             "max_s",
+            "retries",
             "n_takes",
             "check",
         )
