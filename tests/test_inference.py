@@ -130,6 +130,19 @@ def test_sentences_of_implausible_length_are_regenerated(service, request_):
     assert improved >= 1, "no seed showed a run-on sentence being replaced by a plausible one"
 
 
+def test_pronunciation_preview_is_what_synthesis_uses(service, request_):
+    from studio.text.reading import read_text
+
+    req = dataclasses.replace(request_, text="Call me at 5 pm. It costs $20, OK?", split="cut5")
+    readings = read_text(req.text, req.lang, req.split)
+    result = service.synthesize(req)
+    assert [r.sentence for r in readings] == result.sentences
+    synthesizer = service.synthesizer()
+    for reading in readings:
+        ids = [i for seg in reading.segments for i in seg.phone_ids]
+        assert ids == synthesizer.text_features(reading.sentence, req.lang).phone_ids
+
+
 def test_speed_changes_duration(service, request_):
     req = dataclasses.replace(request_, text="Good morning.", noise_scale=0.0)
     normal = service.synthesize(req)

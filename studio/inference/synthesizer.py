@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from studio.errors import StudioError, TextError
+from studio.errors import StudioError
 from studio.inference.length_check import length_gap
 from studio.inference.postprocess import apply_energy, normalize_peak, silence
 from studio.inference.reference import ReferencePrompt, load_reference, timbre_spectrogram
@@ -189,15 +189,9 @@ class Synthesizer:
     # ------------------------------------------------------------------------------------------ driving
 
     def sentences(self, request: SynthesisRequest) -> list[str]:
-        from studio.text.sentence_split import collapse_punctuation, prepare_sentences
+        from studio.text.reading import split_for_speech
 
-        text = request.text.strip()
-        if not text:
-            raise TextError("There is no text to speak.", hint="Type a sentence first.")
-        sentences = prepare_sentences(collapse_punctuation(text), request.lang, request.split)
-        if not sentences:
-            raise TextError("The text has nothing that can be spoken (only punctuation or symbols).")
-        return sentences
+        return split_for_speech(request.text, request.lang, request.split)
 
     def stream(
         self,

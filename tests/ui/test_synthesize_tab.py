@@ -87,3 +87,23 @@ def test_unsupported_reference_shows_a_message(webui, page, voices, screenshot):
     page.locator("#synth-text textarea").fill("")
     page.wait_for_function("document.querySelector('#synth-generate').disabled", timeout=15_000)
     assert "Type the text" in page.locator("#synth-readiness").inner_text()
+
+
+def test_reading_preview_spells_out_numbers_and_says_when_there_is_nothing(webui, page, screenshot):
+    open_studio(page, webui.url)
+    _go_to_synthesize(page)
+    page.locator("#synth-text textarea").fill("It costs $20. See you at 5.")
+    page.get_by_text("How it will be read").click()
+    page.locator("#synth-reading-btn").click()
+    page.wait_for_function(
+        "document.querySelector('#synth-reading')?.innerText.includes('twenty dollars')", timeout=30_000
+    )
+    preview = page.locator("#synth-reading").inner_text()
+    assert "1 sentence(s)" in preview and "D AA1 L ER0 Z" in preview  # "dollars" in ARPAbet
+    screenshot(page, "synthesize_reading")
+
+    page.locator("#synth-text textarea").fill("!!! ???")
+    page.locator("#synth-reading-btn").click()
+    toast = page.locator(".toast-body").first
+    toast.wait_for(state="visible", timeout=30_000)
+    assert "nothing" in toast.inner_text() and "Traceback" not in toast.inner_text()

@@ -72,6 +72,24 @@ class SynthesizeHandlers:
             return gr.update(interactive=True), t("Ready: press Generate. Each take is checked automatically.")
         return gr.update(interactive=False), f"⚠ {reason}"
 
+    def reading(self, text: str, lang: str) -> str:
+        """How the text will be read: sentences, language runs, spelled-out numbers and phones."""
+        from studio.text.reading import read_text
+
+        readings = read_text(text or "", lang or "auto")
+        t, blocks = self.ui.t, []
+        for i, reading in enumerate(readings, 1):
+            lines = [f"**{i}.** {reading.sentence.strip()}"]
+            for seg in reading.segments:
+                lines.append(f"- `{seg.lang}` {seg.norm_text.strip()}  \n  `{' '.join(seg.phones)}`")
+            blocks.append("\n".join(lines))
+        head = t(
+            "{n} sentence(s), {p} phones. Numbers and symbols are spelled out as shown.",
+            n=len(readings),
+            p=sum(len(r.phones) for r in readings),
+        )
+        return head + "\n\n" + "\n\n".join(blocks)
+
     def _rows(self, takes: list[Take]) -> dict:
         wins = self.store.wins()
         rows = []
@@ -326,6 +344,9 @@ def build_synthesize_tab(studio, ui: UIContext) -> None:
                 )
             )
             lang = ui.tr(gr.Dropdown(label="Language of the text", choices=LANGUAGES, value="auto"))
+            with ui.tr(gr.Accordion("How it will be read", open=False, elem_id="synth-reading-box")):
+                reading_btn = ui.tr(gr.Button("Show sentences and phones", size="sm", elem_id="synth-reading-btn"))
+                reading_md = gr.Markdown(elem_id="synth-reading")
             with ui.tr(gr.Accordion("Voice settings", open=False)):
                 noise = ui.tr(
                     gr.Slider(0, 1, 0.5, step=0.05, label="Noise scale", info="Lower = steadier, higher = livelier.")
@@ -404,6 +425,7 @@ def _wire(h: SynthesizeHandlers, ui: UIContext, c: dict) -> None:
     for comp in ready_in:
         comp.change(guarded(h.readiness), ready_in, ready_out, queue=False, show_progress="hidden")
     c["voice"].input(guarded(h.pick_voice), c["voice"], [c["ref_audio"], c["ref_text"], c["ref_lang"]])
+    c["reading_btn"].click(guarded(h.reading), [c["text"], c["lang"]], c["reading_md"], show_progress="minimal")
     history_out = [c["history"], c["take_pick"], c["ab_first"], c["ab_second"]]
     ab_out = [c["audio_a"], c["audio_b"], c["pick_a"], c["pick_same"], c["pick_b"], c["ab_md"]]
 
