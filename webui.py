@@ -8,6 +8,8 @@ import os
 import socket
 from pathlib import Path
 
+from studio.settings import port_number, port_or_auto
+
 DEFAULT_PORT = 7860
 
 
@@ -20,7 +22,7 @@ def free_port(host: str, preferred: int | None) -> int:
             except OSError:
                 continue
             return sock.getsockname()[1]
-    raise OSError(f"no free port on {host}")
+    raise OSError(f"Cannot serve on {host}: no port could be opened there (is the address one of this computer's?)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,7 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this computer only)")
     parser.add_argument(
         "--port",
-        default=str(DEFAULT_PORT),
+        default=DEFAULT_PORT,
+        type=port_or_auto,
         help=f"port number or 'auto' (default {DEFAULT_PORT}, or a free one if it is taken)",
     )
     parser.add_argument("--workspace", type=Path, help="folder for projects, voices and takes")
@@ -38,12 +41,20 @@ def main(argv: list[str] | None = None) -> None:
         "--api",
         nargs="?",
         const=9880,
-        type=int,
+        type=port_number,
         metavar="PORT",
         help="also serve the HTTP API (api_v2 + OpenAI) on PORT (default 9880), sharing the studio's loaded models",
     )
     args = parser.parse_args(argv)
+    from studio.errors import StudioError
 
+    try:
+        _start(args)
+    except (StudioError, OSError) as exc:  # a clear line, never a traceback, for what the user can fix
+        raise SystemExit(f"error: {exc}") from None
+
+
+def _start(args: argparse.Namespace) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network calls at start
     no_proxy = "localhost,127.0.0.1,::1"  # a system proxy must not intercept the local page (F5-TTS#210)
     for key in ("NO_PROXY", "no_proxy"):
@@ -58,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         settings.workspace = args.workspace.expanduser().resolve()
     if args.pretrained:
         settings.pretrained = args.pretrained.expanduser().resolve()
-    port = free_port(args.host, None if args.port == "auto" else int(args.port))
+    port = free_port(args.host, args.port)
     studio = Studio(settings)
     missing = studio.pretrained.missing()
     if missing:

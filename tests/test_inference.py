@@ -223,6 +223,7 @@ def test_missing_base_models_are_listed_with_the_fix(tmp_path):
         svc.synthesizer()
     message = str(info.value)
     assert "s2G2333k.pth" in message and "studio download" in message
+    assert message.count("pytorch_model.bin") == 1  # each missing file listed once
 
 
 def test_cli_writes_a_32k_wav(tiny_pretrained, reference, tmp_path):
@@ -281,3 +282,22 @@ def test_a_copied_reference_is_a_cache_miss_when_content_differs(service, reques
         not np.array_equal(first.specs[0].numpy(), second.specs[0].numpy())
         or first.specs[0].shape != second.specs[0].shape
     )
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["download", "--pretrained", "/proc/no/such/place"], "error: No such file or directory: /proc/no"),
+        (["serve", "--port", "70000"], "a port must be between 1 and 65535"),
+        (["serve", "--port", "web"], "a port is a whole number"),
+    ],
+)
+def test_cli_bad_places_and_ports_are_one_clear_line(argv, message, capsys):
+    from studio.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse refuses bad values with exit status 2
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code in (1, 2) and message in err and "Traceback" not in err

@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from studio.settings import port_number
+
 _LOGGER = logging.getLogger(__name__)
 
 
@@ -19,7 +21,7 @@ def add_parser(subparsers) -> None:
         "/tts parameters). OpenAI clients: base_url http://HOST:PORT/v1, voice = a voice name or 'default'.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, default=9880, help="port (default: 9880, as GPT-SoVITS api_v2)")
+    p.add_argument("--port", type=port_number, default=9880, help="port (default: 9880, as GPT-SoVITS api_v2)")
     p.add_argument("--workspace", type=Path, default=None, help="workspace folder (default: workspace/)")
     p.add_argument("--pretrained", type=Path, default=None, help="base models folder (default: pretrained/)")
     p.add_argument("--hubert-dir", type=Path, default=None, help="content encoder folder (default: in --pretrained)")

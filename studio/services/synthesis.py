@@ -50,12 +50,7 @@ class SynthesisService:
     def check_base_files(self, voice: VoiceModels | None = None) -> None:
         """Raise a :class:`MissingPretrainedError` that lists every missing file and how to get it."""
         voice = voice or self.base_voice()
-        needed = [
-            voice.gpt_path,
-            voice.sovits_path,
-            self.hubert_dir / "config.json",
-            self.hubert_dir / "pytorch_model.bin",
-        ]
+        needed = [voice.gpt_path, voice.sovits_path, self.hubert_dir / "config.json"]
         absent = [p for p in needed if not p.exists()]
         if not any((self.hubert_dir / name).is_file() for name in ("pytorch_model.bin", "model.safetensors")):
             absent.append(self.hubert_dir / "pytorch_model.bin")
