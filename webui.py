@@ -8,7 +8,7 @@ import os
 import socket
 from pathlib import Path
 
-from studio.settings import port_number, port_or_auto
+from studio.commands.argtypes import port_number, port_or_auto
 
 DEFAULT_PORT = 7860
 

@@ -24,21 +24,3 @@ class StudioSettings:
 
     def resolved_device(self) -> str:
         return self.device or default_device()
-
-
-def port_number(text: str) -> int:
-    """An argparse type: a TCP port, 0–65535 (0 = any free port), with a message a person understands."""
-    import argparse
-
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a port is a whole number like 9880, got {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"a port must be between 1 and 65535, got {port}")
-    return port
-
-
-def port_or_auto(text: str) -> int | None:
-    """Like :func:`port_number`, and ``auto`` → ``None`` (pick a free port)."""
-    return None if text.strip().lower() == "auto" else port_number(text)

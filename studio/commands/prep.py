@@ -7,15 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-
-def _strength(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value!r}") from None
-    if not 0.0 <= number <= 1.0:
-        raise argparse.ArgumentTypeError(f"denoise strength must be between 0 and 1, got {number}")
-    return number
+from studio.commands.argtypes import ranged
 
 
 def add_parser(subparsers) -> None:
@@ -30,7 +22,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--workspace", type=Path, default=None, help="workspace folder (default: workspace/)")
     p.add_argument("--lang", default="auto", choices=("auto", "zh", "en", "ja"), help="spoken language (default: auto)")
     p.add_argument(
-        "--denoise", type=_strength, default=0.0, metavar="0..1", help="noise reduction strength (default 0 = off)"
+        "--denoise",
+        type=ranged(float, 0.0, 1.0, "denoise strength"),
+        default=0.0,
+        metavar="0..1",
+        help="noise reduction strength (default 0 = off)",
     )
     p.add_argument(
         "--asr-model", default=None, metavar="M", help="faster-whisper model folder or name in pretrained/asr/"

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from studio.settings import port_number
+from studio.commands.argtypes import port_number, ranged
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -45,12 +45,17 @@ def add_parser(subparsers) -> None:
         metavar="DIR",
         help="also allow requests to name files in DIR (repeatable)",
     )
-    p.add_argument("--queue-size", type=int, default=16, help="requests that may wait; more get 503 (default: 16)")
+    p.add_argument(
+        "--queue-size",
+        type=ranged(int, 0, 10000, "the queue size"),
+        default=16,
+        help="requests that may wait; more get 503 (default: 16)",
+    )
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--max-tokens", type=int, default=1500, help="cap on semantic tokens per sentence (default 1500)")
     p.add_argument(
         "--length-retries",
-        type=int,
+        type=ranged(int, 0, 10, "length retries"),
         default=0,
         metavar="N",
         help="re-generate a sentence whose length looks wrong for its text (skipped/repeated words) up to N times "

@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from studio.commands.argtypes import ranged
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -14,7 +16,9 @@ def add_parser(subparsers) -> None:
         description="Synthesize speech. Model files default to the base models in pretrained/.",
     )
     p.add_argument("--text", required=True, help="what to say")
-    p.add_argument("--lang", default="auto", help="language of --text: auto, zh, en, ja, all_zh, all_ja, … (default auto)")
+    p.add_argument(
+        "--lang", default="auto", help="language of --text: auto, zh, en, ja, all_zh, all_ja, … (default auto)"
+    )
     p.add_argument("--ref", type=Path, help="reference clip, 3–10 s (default: the voice's own clip with --voice)")
     p.add_argument("--ref-text", default=None, help="transcript of the reference (empty: reference-free mode)")
     p.add_argument("--ref-lang", default=None, help="language of --ref-text (default: same as --lang)")
@@ -40,7 +44,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--auto-trim", action="store_true", help="trim a reference longer than 10 s instead of refusing it")
     p.add_argument(
         "--length-retries",
-        type=int,
+        type=ranged(int, 0, 10, "length retries"),
         default=0,
         metavar="N",
         help="re-generate a sentence whose length looks wrong for its text (skipped/repeated words) up to N times",
@@ -104,5 +108,7 @@ def run(args: argparse.Namespace) -> int:
     )
     redone = sum(1 for n in result.attempts if n > 1)
     if redone:
-        print(f"Re-generated {redone} sentence(s) whose length looked wrong for the text ({sum(result.attempts)} tries).")
+        print(
+            f"Re-generated {redone} sentence(s) whose length looked wrong for the text ({sum(result.attempts)} tries)."
+        )
     return 0

@@ -7,15 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {n}")
-    return n
+from studio.commands.argtypes import positive
 
 
 def add_parser(subparsers) -> None:
@@ -31,12 +23,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--pretrained", type=Path, default=None, help="base models folder (default: pretrained/)")
     p.add_argument("--stage", choices=("gpt", "sovits", "both"), default="both", help="which stage(s) to train")
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--lora-rank", type=_positive, default=16, metavar="R", help="LoRA rank (default 16)")
+    mode.add_argument("--lora-rank", type=positive, default=16, metavar="R", help="LoRA rank (default 16)")
     mode.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA adapters")
     p.add_argument("--preset", choices=("fast", "balanced", "best"), default="balanced", help="default: balanced")
-    p.add_argument("--epochs", type=_positive, default=None, help="epochs per stage (default: from the preset)")
-    p.add_argument("--batch-size", type=_positive, default=None, metavar="B", help="default: from the preset")
-    p.add_argument("--max-steps", type=_positive, default=None, metavar="N", help="stop each stage after N steps")
+    p.add_argument("--epochs", type=positive, default=None, help="epochs per stage (default: from the preset)")
+    p.add_argument("--batch-size", type=positive, default=None, metavar="B", help="default: from the preset")
+    p.add_argument("--max-steps", type=positive, default=None, metavar="N", help="stop each stage after N steps")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--resume", action="store_true", help="continue the latest unfinished run of this project")
