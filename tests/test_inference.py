@@ -290,6 +290,8 @@ def test_a_copied_reference_is_a_cache_miss_when_content_differs(service, reques
         (["download", "--pretrained", "/proc/no/such/place"], "error: No such file or directory: /proc/no"),
         (["serve", "--port", "70000"], "a port must be between 0 and 65535"),
         (["serve", "--port", "web"], "a port is a whole number"),
+        (["serve", "--queue-size", "-1"], "the queue size must be between 0 and 10000"),
+        (["serve", "--length-retries", "11"], "length retries must be between 0 and 10"),
         (["train", "--name", "x", "--epochs", "0"], "must be 1 or more"),
         (["prep", "a.wav", "--name", "x", "--denoise", "1.5"], "denoise strength must be between 0.0 and 1.0"),
         (["synth", "--text", "hi", "--out", "o.wav", "--length-retries", "-1"], "length retries must be between"),
