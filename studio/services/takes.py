@@ -59,6 +59,8 @@ class TakeSettings:
     seed: int = -1  # < 0 → a random seed per take; else take i uses seed + i
     max_sentence_s: float = 60.0  # cap on each sentence's length (upstream: 1500 tokens = 60 s)
     length_retries: int = 2  # re-generate a sentence of implausible length (skipped/repeated words); 0 = upstream
+    split: str = _ENGINE.split  # how long text is cut into sentences (cut0–cut5 or a method name)
+    pause_s: float = _ENGINE.pause_s  # silence between sentences
 
 
 @dataclass
@@ -297,6 +299,8 @@ class TakeService:
             energy=float(settings.energy),
             max_tokens_per_sentence=max(1, min(1500, int(round(float(settings.max_sentence_s) * 25)))),
             length_retries=int(settings.length_retries),
+            split=settings.split or _ENGINE.split,
+            pause_s=float(settings.pause_s),
         ).validated()
         return request, models
 

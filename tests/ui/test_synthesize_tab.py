@@ -99,7 +99,15 @@ def test_reading_preview_spells_out_numbers_and_says_when_there_is_nothing(webui
         "document.querySelector('#synth-reading')?.innerText.includes('twenty dollars')", timeout=30_000
     )
     preview = page.locator("#synth-reading").inner_text()
-    assert "1 sentence(s)" in preview and "D AA1 L ER0 Z" in preview  # "dollars" in ARPAbet
+    assert "1 sentence(s)" in preview and "D AA1 L ER0 Z" in preview  # "dollars" in ARPAbet: one piece by default
+
+    split = page.locator("#synth-split input")  # cut at every punctuation mark instead: two pieces
+    split.click()
+    page.get_by_role("option", name="At every punctuation mark").click()
+    page.locator("#synth-reading-btn").click()
+    page.wait_for_function(
+        "document.querySelector('#synth-reading')?.innerText.includes('2 sentence(s)')", timeout=30_000
+    )
     screenshot(page, "synthesize_reading")
 
     page.locator("#synth-text textarea").fill("!!! ???")

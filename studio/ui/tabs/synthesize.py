@@ -21,6 +21,14 @@ HISTORY_HELP = (
     "Match: how close the voice is to the reference (1 = the same). Wins: how often you chose it in a blind A/B."
 )
 MAX_ROWS = 200
+SPLIT_CHOICES = [
+    ("Every four sentences", "cut1"),
+    ("At every punctuation mark", "cut5"),
+    ("About every 50 characters", "cut2"),
+    ("At Chinese full stops (。)", "cut3"),
+    ("At English full stops (.)", "cut4"),
+    ("Do not cut", "cut0"),
+]
 ZERO_SHOT_LABEL = "Zero-shot from any clip (base models)"
 
 
@@ -72,11 +80,11 @@ class SynthesizeHandlers:
             return gr.update(interactive=True), t("Ready: press Generate. Each take is checked automatically.")
         return gr.update(interactive=False), f"⚠ {reason}"
 
-    def reading(self, text: str, lang: str) -> str:
+    def reading(self, text: str, lang: str, split: str | None = None) -> str:
         """How the text will be read: sentences, language runs, spelled-out numbers and phones."""
         from studio.text.reading import read_text
 
-        readings = read_text(text or "", lang or "auto")
+        readings = read_text(text or "", lang or "auto", split or TakeSettings.split)
         t, blocks = self.ui.t, []
         for i, reading in enumerate(readings, 1):
             lines = [f"**{i}.** {reading.sentence.strip()}"]
@@ -175,6 +183,8 @@ class SynthesizeHandlers:
         seed,
         max_s,
         retries,
+        split,
+        pause,
         n,
         check,
         progress=None,
@@ -196,6 +206,8 @@ class SynthesizeHandlers:
             seed=int(seed if seed is not None else -1),
             max_sentence_s=float(max_s),
             length_retries=int(retries if retries is not None else 0),
+            split=split or TakeSettings.split,
+            pause_s=float(pause if pause is not None else TakeSettings.pause_s),
         )
         service, done = self.studio.takes, []
 
@@ -344,6 +356,26 @@ def build_synthesize_tab(studio, ui: UIContext) -> None:
                 )
             )
             lang = ui.tr(gr.Dropdown(label="Language of the text", choices=LANGUAGES, value="auto"))
+            with gr.Row():
+                split = ui.tr(
+                    gr.Dropdown(
+                        label="How to cut long text",
+                        info="Each piece is generated on its own; shorter pieces are steadier.",
+                        choices=SPLIT_CHOICES,
+                        value=TakeSettings.split,
+                        elem_id="synth-split",
+                    )
+                )
+                pause = ui.tr(
+                    gr.Slider(
+                        0,
+                        2,
+                        TakeSettings.pause_s,
+                        step=0.05,
+                        label="Pause between sentences (seconds)",
+                        elem_id="synth-pause",
+                    )
+                )
             with ui.tr(gr.Accordion("How it will be read", open=False, elem_id="synth-reading-box")):
                 reading_btn = ui.tr(gr.Button("Show sentences and phones", size="sm", elem_id="synth-reading-btn"))
                 reading_md = gr.Markdown(elem_id="synth-reading")
@@ -425,7 +457,9 @@ def _wire(h: SynthesizeHandlers, ui: UIContext, c: dict) -> None:
     for comp in ready_in:
         comp.change(guarded(h.readiness), ready_in, ready_out, queue=False, show_progress="hidden")
     c["voice"].input(guarded(h.pick_voice), c["voice"], [c["ref_audio"], c["ref_text"], c["ref_lang"]])
-    c["reading_btn"].click(guarded(h.reading), [c["text"], c["lang"]], c["reading_md"], show_progress="minimal")
+    c["reading_btn"].click(
+        guarded(h.reading), [c["text"], c["lang"], c["split"]], c["reading_md"], show_progress="minimal"
+    )
     history_out = [c["history"], c["take_pick"], c["ab_first"], c["ab_second"]]
     ab_out = [c["audio_a"], c["audio_b"], c["pick_a"], c["pick_same"], c["pick_b"], c["ab_md"]]
 
@@ -451,6 +485,8 @@ def _wire(h: SynthesizeHandlers, ui: UIContext, c: dict) -> None:
             "seed",
             "max_s",
             "retries",
+            "split",
+            "pause",
             "n_takes",
             "check",
         )
