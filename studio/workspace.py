@@ -47,7 +47,7 @@ def default_workspace_root() -> Path:
 
 
 # Folders beside the projects that belong to the whole studio, so no project may take their names.
-STUDIO_FOLDERS = frozenset({"voices", "takes"})
+STUDIO_FOLDERS = frozenset({"voices", "takes", "pronunciations.txt"})  # names the studio uses beside the projects
 
 
 def validate_name(name: str) -> str:
@@ -89,7 +89,8 @@ class Workspace:
         name = validate_name(self.name)
         if name.casefold() in STUDIO_FOLDERS:
             raise WorkspaceError(
-                f"{name!r} is the name of a studio folder; a voice project can't use it.", hint="Pick another name."
+                f"{name!r} is a name the studio itself uses in the workspace; a voice project can't use it.",
+                hint="Pick another name.",
             )
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "root", Path(self.root).expanduser().resolve())

@@ -226,3 +226,21 @@ def test_server_length_retries_reach_every_request(env, tiny_s1_ckpt, tiny_s2_pt
     finally:
         guarded.stop()
         plain.stop()
+
+
+def test_the_workspace_pronunciation_list_reaches_the_api(env):
+    server, refs, workspace = env
+    params = {**tts_params(refs[0], text="SoVITS"), "seed": 5}
+    lexicon = workspace / "pronunciations.txt"
+    try:
+        plain = requests.get(f"{server.url}/tts", params=params, timeout=120)
+        lexicon.write_text("en | SoVITS | S OW1 V IH0 T S\n", encoding="utf-8")
+        mine = requests.get(f"{server.url}/tts", params=params, timeout=120)
+        assert plain.status_code == mine.status_code == 200
+        assert plain.content != mine.content  # "S O V I T S" spelled out vs the user's reading
+
+        lexicon.write_text("en | SoVITS | S OW1 V IX T S\n", encoding="utf-8")  # a typo, edited by hand
+        broken = requests.get(f"{server.url}/tts", params=params, timeout=120)
+        assert broken.status_code == 400 and "pronunciations.txt, line 1" in broken.text
+    finally:
+        lexicon.unlink(missing_ok=True)

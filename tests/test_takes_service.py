@@ -61,3 +61,11 @@ def test_an_unknown_split_method_is_a_clear_error(studio, settings):
 
     with pytest.raises(TextError, match="Unknown text split method"):
         list(studio.takes.generate(dataclasses.replace(settings, split="cut9"), 1, check=False))
+
+
+def test_saved_pronunciations_change_the_next_take(studio, settings):
+    words = dataclasses.replace(settings, text="SoVITS works.", split="cut0")
+    (before,) = studio.takes.generate(words, 1, check=False)
+    studio.pronunciations.save("en | SoVITS | S OW1 V IH0 T S\n")
+    (after,) = studio.takes.generate(words, 1, check=False)
+    assert Path(before.wav).read_bytes() != Path(after.wav).read_bytes()  # same seed, other phones

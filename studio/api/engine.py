@@ -18,6 +18,7 @@ from studio.api.queue import InferenceQueue, Job, QueueFullError
 from studio.api.security import ApiError, ApiKeyCheck, PathGuard
 from studio.inference.requests import OUTPUT_SAMPLE_RATE, AudioChunk, SynthesisRequest
 from studio.pretrained import PretrainedAssets
+from studio.services.pronunciations import PronunciationService
 from studio.services.synthesis import SynthesisService, VoiceModels
 from studio.services.voices import VoiceLibrary
 
@@ -55,6 +56,7 @@ class ApiEngine:
             bert_dir=settings.bert_dir,
         )
         self.library = VoiceLibrary(settings.workspace)
+        self.pronunciations = PronunciationService(settings.workspace)
         self.guard = PathGuard(
             [settings.workspace, settings.pretrained, *settings.allow_dirs],
             base=settings.workspace,
@@ -110,6 +112,8 @@ class ApiEngine:
             request = replace(request, max_tokens_per_sentence=cap)
         if self.settings.length_retries and not request.length_retries:
             request = replace(request, length_retries=self.settings.length_retries)
+        if request.lexicon is None:  # the workspace's pronunciation list, re-read when it changes
+            request = replace(request, lexicon=self.pronunciations.lexicon())
 
         def work() -> Iterator[AudioChunk]:
             return self.service.synthesizer(models).stream(request)

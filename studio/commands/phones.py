@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+
+from studio.commands.lexicon_arg import add_lexicon_argument, resolve_lexicon
 
 
 def add_parser(subparsers) -> None:
@@ -18,13 +21,16 @@ def add_parser(subparsers) -> None:
     p.add_argument("--split", default="cut1", help="how long text is cut into sentences (as studio synth; cut1)")
     p.add_argument("--version", default="v2", choices=["v1", "v2"], help="symbol table of the models (v2)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--workspace", type=Path, default=None, help="workspace folder (default: workspace/)")
+    add_lexicon_argument(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from studio.text.reading import format_reading, read_text
 
-    readings = read_text(args.text, args.lang, args.split, args.version)
+    lexicon = resolve_lexicon(args.lexicon, args.workspace)
+    readings = read_text(args.text, args.lang, args.split, args.version, lexicon=lexicon)
     if args.json:
         data = [
             {

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from studio.commands.argtypes import ranged
+from studio.commands.lexicon_arg import add_lexicon_argument, resolve_lexicon
 
 
 def add_parser(subparsers) -> None:
@@ -49,6 +50,7 @@ def add_parser(subparsers) -> None:
         metavar="N",
         help="re-generate a sentence whose length looks wrong for its text (skipped/repeated words) up to N times",
     )
+    add_lexicon_argument(p)
     p.set_defaults(run=run)
 
 
@@ -97,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         auto_trim_reference=args.auto_trim,
         max_tokens_per_sentence=args.max_tokens,
         length_retries=args.length_retries,
+        lexicon=resolve_lexicon(args.lexicon, args.workspace),
     )
     start = time.perf_counter()
     result = service.synthesize(request, voice)

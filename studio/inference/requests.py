@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.errors import StudioError
+from studio.text.user_lexicon import UserLexicon
 
 OUTPUT_SAMPLE_RATE = 32000
 
@@ -49,6 +50,7 @@ class SynthesisRequest:
     stream_tokens: int = 0  # > 0: also stream inside a sentence, every N semantic tokens
     stream_at_silence: bool = False  # with stream_tokens: cut chunks at pause-like tokens (upstream mode 2)
     length_retries: int = 0
+    lexicon: UserLexicon | None = None  # the user's own pronunciations, applied to ``text`` (not the reference)
 
     def validated(self) -> SynthesisRequest:
         """Check ranges; raise a clear :class:`StudioError` naming the bad setting."""

@@ -25,6 +25,7 @@ from studio.inference.length_check import length_gap
 from studio.inference.postprocess import apply_energy, normalize_peak, silence
 from studio.inference.reference import ReferencePrompt, load_reference, timbre_spectrogram
 from studio.inference.requests import OUTPUT_SAMPLE_RATE, AudioChunk, SynthesisRequest, SynthesisResult
+from studio.text.user_lexicon import UserLexicon
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -74,11 +75,11 @@ class Synthesizer:
 
     # ------------------------------------------------------------------------------------------ stages
 
-    def text_features(self, text: str, lang: str) -> TextFeatures:
+    def text_features(self, text: str, lang: str, lexicon: UserLexicon | None = None) -> TextFeatures:
         """Phone ids and the 1024-d BERT matrix of ``text`` (zeros except for Chinese segments)."""
         from studio.text.frontend import text_to_phones
 
-        seq = text_to_phones(text, lang, version=self.models.version)
+        seq = text_to_phones(text, lang, version=self.models.version, lexicon=lexicon)
         blocks = []
         for seg in seq.segments:
             n = len(seg.phones)
@@ -206,7 +207,7 @@ class Synthesizer:
         request = request.validated()
         seed = _resolve_seed(request.seed)
         sentences = self.sentences(request)
-        feats = [self.text_features(s, request.lang) for s in sentences]  # fail early on bad text
+        feats = [self.text_features(s, request.lang, request.lexicon) for s in sentences]  # fail early on bad text
         prompt = self.reference_prompt(request)
         generator = torch.Generator(device=self.models.device).manual_seed(seed)
         last = len(sentences) - 1

@@ -67,13 +67,21 @@ class Studio:
         return VoicePackService(self.workspace_root, self.pretrained)
 
     @cached_property
+    def pronunciations(self):
+        """The user's own pronunciations (``<workspace>/pronunciations.txt``)."""
+        from studio.services.pronunciations import PronunciationService
+
+        return PronunciationService(self.workspace_root)
+
+    @cached_property
     def takes(self):
         """Generate / check / compare takes (stored in ``<workspace>/takes``)."""
         from studio.services.take_qa import TakeChecker
         from studio.services.takes import TakeService, TakeStore
 
         checker = TakeChecker(lambda: self.datasets.transcriber())
-        return TakeService(TakeStore(self.workspace_root / "takes"), lambda: self.synthesis, self.voices, checker)
+        store = TakeStore(self.workspace_root / "takes")
+        return TakeService(store, lambda: self.synthesis, self.voices, checker, self.pronunciations.lexicon)
 
     @cached_property
     def recording(self):

@@ -26,6 +26,7 @@ from pathlib import Path
 from studio.errors import ReferenceAudioError, StudioError, TextError
 from studio.inference.requests import SynthesisRequest as _ENGINE  # the engine's defaults are the take defaults
 from studio.services.take_qa import TakeChecker, TakeQA, best_take
+from studio.text.user_lexicon import UserLexicon
 from studio.workspace import atomic_write_json
 
 _LOGGER = logging.getLogger(__name__)
@@ -261,11 +262,19 @@ class Batch:
 class TakeService:
     """Generate, check and compare takes. ``synthesis``/``voices`` are the studio's services."""
 
-    def __init__(self, store: TakeStore, synthesis_factory: Callable[[], object], voices, checker: TakeChecker) -> None:
+    def __init__(
+        self,
+        store: TakeStore,
+        synthesis_factory: Callable[[], object],
+        voices,
+        checker: TakeChecker,
+        lexicon: Callable[[], UserLexicon | None] = lambda: None,
+    ) -> None:
         self.store = store
         self._synthesis = synthesis_factory
         self.voices = voices
         self.checker = checker
+        self.lexicon = lexicon
 
     def _request(self, settings: TakeSettings):
 
@@ -301,6 +310,7 @@ class TakeService:
             length_retries=int(settings.length_retries),
             split=settings.split or _ENGINE.split,
             pause_s=float(settings.pause_s),
+            lexicon=self.lexicon(),
         ).validated()
         return request, models
 

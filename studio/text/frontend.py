@@ -15,6 +15,7 @@ from studio.errors import TextError
 from studio.text.cleaner import clean_text
 from studio.text.language_split import check_lang_mode, split_by_mode
 from studio.text.symbols import phones_to_ids, table_version
+from studio.text.user_lexicon import UserLexicon, using
 
 MIN_PHONES = 6  # fewer phones than this: retry once with "." prepended
 BERT_LANG = "zh"  # the only language whose phones get features from the Chinese BERT
@@ -127,10 +128,15 @@ def _check_inputs(text: str, lang_mode: str, version: str) -> str:
     return lang_mode
 
 
-def text_to_phones(text: str, lang_mode: str, version: str = "v2") -> PhoneSequence:
+def text_to_phones(text: str, lang_mode: str, version: str = "v2", lexicon: UserLexicon | None = None) -> PhoneSequence:
     """Phones and phone ids of ``text`` in language mode ``lang_mode`` (``auto``, ``zh``, ``all_ja``, …).
+
+    ``lexicon``: the user's own pronunciations (:mod:`studio.text.user_lexicon`), applied to this text only.
 
     Raises :class:`~studio.errors.TextError` for empty or symbol-only text and
     :class:`~studio.errors.UnsupportedLanguageError` for an unknown language code.
     """
-    return TextFrontend(version).to_phones(text, lang_mode)
+    if lexicon is None:  # whatever lexicon is active (none by default)
+        return TextFrontend(version).to_phones(text, lang_mode)
+    with using(lexicon):
+        return TextFrontend(version).to_phones(text, lang_mode)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from studio.errors import TextError
 from studio.text.frontend import PhoneSegment, text_to_phones
 from studio.text.sentence_split import collapse_punctuation, prepare_sentences
+from studio.text.user_lexicon import UserLexicon
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,13 @@ def split_for_speech(text: str, lang: str, split: str = "cut1") -> list[str]:
     return sentences
 
 
-def read_text(text: str, lang: str, split: str = "cut1", version: str = "v2") -> list[SentenceReading]:
+def read_text(
+    text: str, lang: str, split: str = "cut1", version: str = "v2", lexicon: UserLexicon | None = None
+) -> list[SentenceReading]:
     """Every sentence of ``text`` with its language runs and phones (the same as synthesis will use)."""
     readings = []
     for sentence in split_for_speech(text, lang, split):
-        seq = text_to_phones(sentence, lang, version=version)
+        seq = text_to_phones(sentence, lang, version=version, lexicon=lexicon)
         readings.append(SentenceReading(sentence, seq.norm_text, tuple(seq.segments)))
     return readings
 

@@ -93,7 +93,7 @@ def test_reading_preview_spells_out_numbers_and_says_when_there_is_nothing(webui
     open_studio(page, webui.url)
     _go_to_synthesize(page)
     page.locator("#synth-text textarea").fill("It costs $20. See you at 5.")
-    page.get_by_text("How it will be read").click()
+    page.get_by_role("button", name="How it will be read").click()
     page.locator("#synth-reading-btn").click()
     page.wait_for_function(
         "document.querySelector('#synth-reading')?.innerText.includes('twenty dollars')", timeout=30_000

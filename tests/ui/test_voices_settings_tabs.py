@@ -160,3 +160,37 @@ def test_http_api_runs_alongside_the_studio(start_webui):
             time.sleep(0.5)
     assert models["data"], models
     assert f"http://127.0.0.1:{port}" in server.log_text()
+
+
+@pytest.mark.slow
+def test_pronunciations_are_checked_saved_and_used_by_the_preview(start_webui, page, screenshot):
+    server = start_webui()
+    open_studio(page, server.url)
+    page.get_by_role("tab", name="Models & Settings").click()
+    box = page.locator("#pron-text textarea")
+    box.wait_for(state="visible")
+    assert "language | word" in box.input_value()  # a commented template to start from
+
+    box.fill("en | SoVITS | S OW1 V IX T S")  # a typo: refused, nothing saved
+    page.locator("#pron-save").click()
+    toast = page.locator(".toast-body").first
+    toast.wait_for(state="visible", timeout=30_000)
+    assert "IX is not an ARPAbet phone" in toast.inner_text()
+    assert not (server.workspace / "pronunciations.txt").exists()
+
+    box.fill("en | SoVITS | S OW1 V IH0 T S")
+    page.locator("#pron-save").click()
+    page.wait_for_function("document.querySelector('#pron-status')?.innerText.includes('Saved: 1 English')")
+    screenshot(page, "settings_pronunciations")
+    assert "S OW1 V IH0 T S" in (server.workspace / "pronunciations.txt").read_text(encoding="utf-8")
+
+    page.get_by_role("tab", name="Synthesize").click()
+    page.locator("#synth-text textarea").fill("I use SoVITS daily.")
+    page.get_by_role("button", name="How it will be read").click()
+    page.locator("#synth-reading-btn").click()
+    page.wait_for_function("document.querySelector('#synth-reading')?.innerText.includes('S OW1 V IH0 T S')")
+
+    page.reload()  # the saved list comes back in the editor
+    open_studio(page, server.url)
+    page.get_by_role("tab", name="Models & Settings").click()
+    assert page.locator("#pron-text textarea").input_value().strip() == "en | SoVITS | S OW1 V IH0 T S"

@@ -178,11 +178,28 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN_RE.findall(_REPEATS_RE.sub(r"\1\1\1", text))
 
 
+def _user_phones() -> dict[str, tuple[str, ...]]:
+    """Stand-in token → phones of the active user lexicon (see :mod:`studio.text.user_lexicon`)."""
+    from studio.text.user_lexicon import active
+
+    user = active()
+    if user is None or not user.en:
+        return {}
+    return {stand_in: user.en[word] for word, stand_in in user.english_placeholders().items()}
+
+
 def g2p(norm_text: str) -> list[str]:
     """ARPAbet phones (plus punctuation) of normalised English text."""
     raw: list[str] = []
+    user = _user_phones()
     for token in tokenize(norm_text):
-        raw.extend(token_phones(token))
+        if token in user:
+            raw.extend(user[token])
+        elif user and any(part in user for part in token.split("-")):  # "GPT-based": each part on its own
+            for part in filter(None, token.split("-")):
+                raw.extend(user[part] if part in user else token_phones(part))
+        else:
+            raw.extend(token_phones(token))
     phones: list[str] = []
     for phone in raw:
         if phone in _DROPPED:

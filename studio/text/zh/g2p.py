@@ -69,6 +69,23 @@ def _clause_readings(clause: str) -> tuple[list[str], list[str]]:
     return initials, finals
 
 
+def _readings_with_user_words(clause: str) -> list[tuple[str, str]]:
+    """(initial, final) per character; words of the active user lexicon take their given reading."""
+    from studio.text.user_lexicon import active
+
+    user = active()
+    words = [w for w in sorted(user.zh, key=len, reverse=True) if w in clause] if user is not None else []
+    if not words:
+        return list(zip(*_clause_readings(clause)))
+    readings: list[tuple[str, str]] = []
+    for piece in re.split("(" + "|".join(map(re.escape, words)) + ")", clause):
+        if piece in user.zh:
+            readings.extend(user.zh[piece])
+        elif piece:
+            readings.extend(zip(*_clause_readings(piece)))
+    return readings
+
+
 def g2p(norm_text: str) -> tuple[list[str], list[int]]:
     """Phones and word2ph of already normalised text (see :func:`studio.text.zh.normalize`)."""
     phones: list[str] = []
@@ -77,7 +94,7 @@ def g2p(norm_text: str) -> tuple[list[str], list[int]]:
         if not clause.strip():
             continue
         clause = _LATIN.sub("", clause)
-        for initial, final in zip(*_clause_readings(clause)):
+        for initial, final in _readings_with_user_words(clause):
             if initial == final:  # punctuation passes through pypinyin unchanged
                 phones.append(initial)
                 word2ph.append(1)

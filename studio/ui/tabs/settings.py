@@ -123,6 +123,18 @@ class SettingsHandlers:
             + self.ui.t("Base models: {path}", path=self.studio.pretrained.root)
         )
 
+    def pronunciations(self) -> str:
+        return self.studio.pronunciations.text()
+
+    def save_pronunciations(self, text: str) -> str:
+        """Check and save the list; a bad line becomes a message naming it, and nothing is written."""
+        lexicon = self.studio.pronunciations.save(text or "")
+        return self.ui.t(
+            "Saved: {en} English and {zh} Chinese word(s). New takes and the HTTP API use them at once.",
+            en=len(lexicon.en),
+            zh=len(lexicon.zh),
+        )
+
     def current_language(self):
         import gradio as gr
 
@@ -174,6 +186,22 @@ def build_settings_tab(studio, ui: UIContext) -> None:
                 stop_btn = ui.tr(gr.Button("Stop", variant="stop"))
                 refresh_btn = ui.tr(gr.Button("Check again"))
 
+    with gr.Row():
+        with gr.Column():
+            ui.tr(gr.Markdown("### Pronunciations"))
+            ui.tr(
+                gr.Markdown(
+                    "Words the voice reads wrongly (names, brands): one per line as `language | word | reading`. "
+                    "English readings are ARPAbet phones (as in CMUdict), Chinese readings pinyin with tone digits. "
+                    "Check the result with “How it will be read” in Synthesize.",
+                    elem_classes=["studio-caption"],
+                )
+            )
+            pron_text = ui.tr(gr.Textbox(lines=8, max_lines=30, show_label=False, elem_id="pron-text"))
+            with gr.Row():
+                pron_save = ui.tr(gr.Button("Save pronunciations", variant="primary", elem_id="pron-save"))
+                pron_status = gr.Markdown(elem_id="pron-status")
+
     def download(source_value, custom_value, progress=gr.Progress()):
         yield from h.download(source_value, custom_value, progress=progress)
 
@@ -186,6 +214,8 @@ def build_settings_tab(studio, ui: UIContext) -> None:
     device_btn.click(guarded(h.device), None, device_md)
     ui.on_load(h.status, None, [table, summary])
     ui.on_load(h.paths, None, paths_md)
+    ui.on_load(h.pronunciations, None, pron_text)
+    pron_save.click(guarded(h.save_pronunciations), pron_text, pron_status)
     ui.on_load(h.current_language, None, ui.language_picker)
     ui.on_language(h.status, None, [table, summary])
     ui.on_language(h.paths, None, paths_md)

@@ -84,7 +84,8 @@ class SynthesizeHandlers:
         """How the text will be read: sentences, language runs, spelled-out numbers and phones."""
         from studio.text.reading import read_text
 
-        readings = read_text(text or "", lang or "auto", split or TakeSettings.split)
+        lexicon = self.studio.pronunciations.lexicon()
+        readings = read_text(text or "", lang or "auto", split or TakeSettings.split, lexicon=lexicon)
         t, blocks = self.ui.t, []
         for i, reading in enumerate(readings, 1):
             lines = [f"**{i}.** {reading.sentence.strip()}"]
