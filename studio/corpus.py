@@ -18,6 +18,18 @@ from studio.workspace import atomic_write_text
 
 _LOGGER = logging.getLogger(__name__)
 
+#: Semantic tokens per second of audio (the 25 Hz quantizer of SoVITS v2).
+SEMANTIC_TOKENS_PER_SECOND = 25
+#: Speaking rates upstream's GPT training keeps (SPEC §9.3): a clip outside this band of phones per second is
+#: dropped from training, and a generated sentence outside it has almost surely skipped or repeated words.
+PHONES_PER_SECOND = (3.0, 25.0)
+
+
+def text_for_phones(text: str) -> str:
+    """A transcript as upstream's dataset preparation hands it to the text front end (``%`` and ``￥`` are
+    special marks in synthesis text, not in transcripts)."""
+    return text.replace("%", "-").replace("￥", ",")
+
 #: The language column values upstream's preprocessing accepts, mapped to the G2P language code.
 LANGUAGE_ALIASES: dict[str, str] = {
     "ZH": "zh",

@@ -49,3 +49,21 @@ def test_clean_set_passes_and_reference_is_picked(voices, tmp_path):
     assert pick is not None and 3.0 <= pick.duration_s <= 10.0
     assert Path(pick.audio_path).name != entries[0].name and pick.reasons
     assert "duplicate_text" in lint_dataset([entries[1], dup]).codes("copy.wav")
+
+
+def test_a_transcript_that_does_not_fit_its_clip_is_flagged(voices, tmp_path):
+    """Whisper hallucinations and mis-cut slices: the text is far too long or short for the audio."""
+    import shutil
+
+    entries = read_list(voices / "en_joe" / "dataset.list")
+    first, second = entries[0], entries[1]
+    shutil.copyfile(first.audio_path, tmp_path / "long_text.wav")
+    shutil.copyfile(second.audio_path, tmp_path / "short_text.wav")
+    too_long = DatasetEntry(tmp_path / "long_text.wav", "x", "en", " ".join([first.text] * 8))
+    too_short = DatasetEntry(tmp_path / "short_text.wav", "x", "en", "Hi.")
+    report = lint_dataset([first, too_long, too_short])
+    assert "text_length_mismatch" not in report.codes(first.name)  # the true transcript fits
+    (long_finding,) = [f for f in report.for_clip("long_text.wav") if f.code == "text_length_mismatch"]
+    (short_finding,) = [f for f in report.for_clip("short_text.wav") if f.code == "text_length_mismatch"]
+    assert "training skips" in long_finding.message and long_finding.fix
+    assert "not written down" in short_finding.message and short_finding.fix

@@ -16,7 +16,7 @@ import numpy as np
 
 from studio.audio.io import load_audio
 from studio.audio.silence import edge_silence_s, level_stats
-from studio.corpus import DatasetEntry
+from studio.corpus import PHONES_PER_SECOND, DatasetEntry, text_for_phones
 from studio.errors import AudioError
 
 _LOGGER = logging.getLogger(__name__)
@@ -197,7 +197,41 @@ def lint_clip(
         )
     if entry is not None:
         out.extend(_text_findings(entry, asr, c))
+        if stats.duration_s >= c.min_s and stats.speech_db >= c.silent_db:
+            out.extend(_speaking_rate_findings(entry, stats.duration_s))
     return out
+
+
+def _speaking_rate_findings(entry: DatasetEntry, duration_s: float) -> list[Finding]:
+    """A transcript far too long or short for its clip: the text and the audio do not say the same thing.
+
+    Same band and same measure as the GPT training filter (phones of the transcript per second of clip), so a
+    clip flagged here is one training would skip.
+    """
+    from studio.errors import StudioError
+    from studio.text.frontend import text_to_phones
+
+    try:
+        n_phones = len(text_to_phones(text_for_phones(entry.text), entry.language).phones)
+    except StudioError:
+        return []  # an unspeakable transcript is reported by the text checks
+    rate = n_phones / duration_s
+    low, high = PHONES_PER_SECOND
+    if rate > high:
+        message = (
+            f"The transcript is too long for this {duration_s:.1f} s clip ({rate:.0f} sounds per second): "
+            "part of the text is probably not in the recording. GPT training skips this clip."
+        )
+        fix = "Listen to the clip and remove what is not said, or re-slice the recording."
+    elif rate < low:
+        message = (
+            f"The transcript is too short for this {duration_s:.1f} s clip ({rate:.1f} sounds per second): "
+            "part of the speech is probably not written down. GPT training skips this clip."
+        )
+        fix = "Listen to the clip and add what is missing from the transcript, or split the clip."
+    else:
+        return []
+    return [Finding("text_length_mismatch", WARNING, message, fix, entry.name)]
 
 
 def _text_findings(entry: DatasetEntry, asr: Mapping | None, c: LintConfig) -> list[Finding]:

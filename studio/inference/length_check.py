@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 
-TOKENS_PER_SECOND = 25
-MIN_PHONES_PER_SECOND = 3.0
-MAX_PHONES_PER_SECOND = 25.0
+from studio.corpus import PHONES_PER_SECOND, SEMANTIC_TOKENS_PER_SECOND
+
+TOKENS_PER_SECOND = SEMANTIC_TOKENS_PER_SECOND
+MIN_PHONES_PER_SECOND, MAX_PHONES_PER_SECOND = PHONES_PER_SECOND
 
 
 def phones_per_second(n_phones: int, n_tokens: int) -> float:

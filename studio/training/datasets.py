@@ -17,14 +17,15 @@ import torch
 import torch.nn.functional as F
 
 from studio.audio.spectrogram import linear_spectrogram
+from studio.corpus import PHONES_PER_SECOND, SEMANTIC_TOKENS_PER_SECOND
 from studio.training.features import FeatureSet, load_item
 
 _LOGGER = logging.getLogger(__name__)
 
-SEMANTIC_RATE = 25
+SEMANTIC_RATE = SEMANTIC_TOKENS_PER_SECOND
 MAX_SECONDS = 54.0
 MIN_SOVITS_SECONDS = 0.6
-PHONE_RATE_RANGE = (3.0, 25.0)
+PHONE_RATE_RANGE = PHONES_PER_SECOND
 BERT_DIM = 1024
 HOP = 640
 PAD_PHONE = 0

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from studio.corpus import DatasetEntry, read_list
+from studio.corpus import DatasetEntry, read_list, text_for_phones
 from studio.errors import DatasetError, StudioError
 from studio.pretrained import PretrainedAssets
 from studio.workspace import Workspace, atomic_write_bytes, atomic_write_json
@@ -161,8 +161,7 @@ class _Extractors:
 def _phones_and_bert(entry: DatasetEntry, models: _Extractors) -> tuple[torch.Tensor, torch.Tensor | None]:
     from studio.text.frontend import text_to_phones
 
-    text = entry.text.replace("%", "-").replace("￥", ",")
-    seq = text_to_phones(text, entry.language, FRONTEND_VERSION)
+    seq = text_to_phones(text_for_phones(entry.text), entry.language, FRONTEND_VERSION)
     phone_ids = torch.tensor(seq.phone_ids, dtype=torch.long)  # (T_text,)
     if not any(seg.needs_bert for seg in seq.segments):
         return phone_ids, None
