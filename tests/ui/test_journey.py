@@ -96,7 +96,8 @@ def _train(page, workspace, screenshot) -> None:
     plot = page.locator("#train-plot-gpt canvas")
     before_png = plot.screenshot() if plot.count() else b""
     before = _coloured_pixels(before_png) if before_png else 0
-    (SHOTS / "journey_plot_before.png").write_bytes(before_png)
+    if before_png:  # no canvas yet means an empty plot: nothing to save
+        (SHOTS / "journey_plot_before.png").write_bytes(before_png)
     page.locator("#train-start").click()
     _wait_text(page, "#train-status", ": epoch", 180)  # the timer brought the first steps
     _wait_text(page, "#train-status", "Stage 2 (SoVITS)", 300)  # stage 1 done: its curve has every step
