@@ -47,7 +47,8 @@ def default_workspace_root() -> Path:
 
 
 # Folders beside the projects that belong to the whole studio, so no project may take their names.
-STUDIO_FOLDERS = frozenset({"voices", "takes", "pronunciations.txt"})  # names the studio uses beside the projects
+PRONUNCIATIONS_FILE = "pronunciations.txt"  # the user's own pronunciations, for every project
+STUDIO_FOLDERS = frozenset({"voices", "takes", PRONUNCIATIONS_FILE})  # names the studio uses beside the projects
 
 
 def validate_name(name: str) -> str:

@@ -44,6 +44,26 @@ def test_features_are_cached_and_redone_when_the_input_changes(setup, tmp_path):
         extract_features(cfg.workspace, pretrained)
 
 
+def test_the_pronunciation_list_redoes_only_the_clips_it_changes(setup):
+    from safetensors.torch import load_file
+
+    from studio.text.user_lexicon import parse_lexicon
+    from studio.training.features import extract_features
+
+    cfg, pretrained, features, _ = setup
+    word = features.items[0].text.split()[1].strip(",.")  # a word of the first transcript only
+    assert all(word.lower() not in item.text.lower().split() for item in features.items[1:])
+    lexicon = parse_lexicon(f"en | {word} | HH EH1 L OW0")
+    before = load_file(cfg.workspace.features_dir / features.items[0].file)["phone_ids"]
+    try:
+        redo = extract_features(cfg.workspace, pretrained, lexicon=lexicon)
+        assert (redo.reused, redo.computed) == (3, 1)
+        after = load_file(cfg.workspace.features_dir / redo.items[0].file)["phone_ids"]
+        assert after.tolist() != before.tolist()
+    finally:
+        extract_features(cfg.workspace, pretrained)  # back to the plain readings for the other tests
+
+
 def _gpt(cfg, pretrained, utts, **overrides):
     from dataclasses import replace
 

@@ -10,9 +10,9 @@ import threading
 from pathlib import Path
 
 from studio.text.user_lexicon import UserLexicon, load_lexicon, parse_lexicon
-from studio.workspace import atomic_write_text
+from studio.workspace import PRONUNCIATIONS_FILE, atomic_write_text
 
-FILE_NAME = "pronunciations.txt"
+FILE_NAME = PRONUNCIATIONS_FILE
 TEMPLATE = """# Your own pronunciations, one per line:  language | word | how to read it
 # en: ARPAbet phones with stress digits (as in CMUdict).  zh: pinyin with tone digits, one syllable per character.
 # en | SoVITS | S OW1 V IH0 T S

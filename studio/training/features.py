@@ -33,6 +33,7 @@ import torch
 from studio.corpus import DatasetEntry, read_list, text_for_phones
 from studio.errors import DatasetError, StudioError
 from studio.pretrained import PretrainedAssets
+from studio.text.user_lexicon import UserLexicon, using
 from studio.workspace import Workspace, atomic_write_bytes, atomic_write_json
 
 _LOGGER = logging.getLogger(__name__)
@@ -116,13 +117,25 @@ def entry_key(entry: DatasetEntry) -> str:
     return f"{stem}_{digest}"
 
 
-def input_hash(entry: DatasetEntry) -> str:
+def input_hash(entry: DatasetEntry, lexicon: UserLexicon | None = None) -> str:
+    """Hash of what a clip's features depend on: audio bytes, language, text and, when the user's pronunciation
+    list is in use, the phones it gives (so editing the list redoes exactly the clips whose reading changed)."""
     h = hashlib.sha256()
     try:
         h.update(Path(entry.audio_path).read_bytes())
     except OSError as exc:
         raise DatasetError(f"Cannot read the clip {entry.audio_path}: {exc.strerror}.") from None
     h.update(b"\0" + entry.language.encode() + b"\0" + entry.text.encode())
+    if lexicon:
+        from studio.text.frontend import text_to_phones
+
+        text = text_for_phones(entry.text)
+        try:
+            mine = text_to_phones(text, entry.language, FRONTEND_VERSION, lexicon=lexicon).phone_ids
+            if mine != text_to_phones(text, entry.language, FRONTEND_VERSION).phone_ids:  # the list applies here
+                h.update(b"\0" + " ".join(map(str, mine)).encode())
+        except StudioError:
+            pass  # extraction reports the text
     return h.hexdigest()
 
 
@@ -213,8 +226,11 @@ def extract_features(
     device: str = "cpu",
     on_progress: ProgressFn | None = None,
     list_path: Path | None = None,
+    lexicon: UserLexicon | None = None,
 ) -> FeatureSet:
     """Bring ``workspace.features_dir`` up to date with the dataset list; returns every usable clip.
+
+    ``lexicon``: the user's own pronunciations, applied to the transcripts as synthesis applies them.
 
     Clips that cannot be used (unreadable, clipped, text without phones, unsupported language) are skipped
     with a warning and listed in ``skipped``. Raises :class:`DatasetError` when the list is missing or empty.
@@ -244,7 +260,7 @@ def extract_features(
             on_progress(index, len(entries), entry.name)
         k = entry_key(entry)
         try:
-            ihash = input_hash(entry)
+            ihash = input_hash(entry, lexicon)
         except DatasetError as exc:
             _LOGGER.warning("skipping %s: %s", entry.name, exc)
             skipped.append(f"{entry.name}: {exc.message}")
@@ -255,7 +271,8 @@ def extract_features(
             reused += 1
             continue
         try:
-            tensors, seconds = extract_one(entry, models)
+            with using(lexicon):
+                tensors, seconds = extract_one(entry, models)
         except StudioError as exc:
             _LOGGER.warning("skipping %s: %s", entry.name, exc)
             skipped.append(f"{entry.name}: {exc.message}")

@@ -81,19 +81,23 @@ class _Models:
 
 
 def run_job(cfg: RunConfig, emit: EventWriter, should_stop) -> dict[str, Any]:
+    from studio.text.user_lexicon import load_lexicon
     from studio.training.datasets import load_utterances
     from studio.training.features import extract_features
     from studio.training.presets import check_data_amount
     from studio.training.samples import sample_spec, synthesize_sample
+    from studio.workspace import PRONUNCIATIONS_FILE
 
     device = resolve_device(cfg.device)
     pretrained = PretrainedAssets(Path(cfg.pretrained_root))
     pretrained.require([pretrained.gpt_path, pretrained.sovits_path, pretrained.hubert_dir])
     emit("stage", stage="features", message="extracting features")
+    lexicon = load_lexicon(Path(cfg.workspace_root) / PRONUNCIATIONS_FILE)
     features = extract_features(
         cfg.workspace,
         pretrained,
         device=str(device),
+        lexicon=lexicon,
         on_progress=lambda done, total, name: emit(
             "step", stage="features", step=done, total_steps=total, message=name
         ),
