@@ -27,7 +27,6 @@ def ranged(
             raise argparse.ArgumentTypeError(f"{wanted}, got {value}")
         return value
 
-    convert.__name__ = what.replace(" ", "_")  # argparse names the type in some messages
     return convert
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from studio.text.user_lexicon import UserLexicon, load_lexicon, parse_lexicon
 from studio.workspace import PRONUNCIATIONS_FILE, atomic_write_text
 
-FILE_NAME = PRONUNCIATIONS_FILE
 TEMPLATE = """# Your own pronunciations, one per line:  language | word | how to read it
 # en: ARPAbet phones with stress digits (as in CMUdict).  zh: pinyin with tone digits, one syllable per character.
 # en | SoVITS | S OW1 V IH0 T S
@@ -24,7 +23,7 @@ class PronunciationService:
     """One workspace's list; :meth:`lexicon` re-reads the file only when it changed on disk."""
 
     def __init__(self, workspace_root: Path) -> None:
-        self.path = Path(workspace_root) / FILE_NAME
+        self.path = Path(workspace_root) / PRONUNCIATIONS_FILE
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._cached = UserLexicon()
@@ -47,6 +46,6 @@ class PronunciationService:
 
     def save(self, text: str) -> UserLexicon:
         """Check ``text`` and write it; a bad line raises :class:`TextError` and the file stays as it was."""
-        lexicon = parse_lexicon(text, source=FILE_NAME)
+        lexicon = parse_lexicon(text, source=PRONUNCIATIONS_FILE)
         atomic_write_text(self.path, text if text.endswith("\n") else text + "\n")
         return lexicon
