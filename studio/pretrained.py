@@ -30,6 +30,19 @@ V2_DIR = "gsv-v2final-pretrained"
 GPT_V2 = f"{V2_DIR}/s1bert25hz-5kh-longer-epoch=12-step=369668.ckpt"
 SOVITS_V2 = f"{V2_DIR}/s2G2333k.pth"
 SOVITS_D_V2 = f"{V2_DIR}/s2D2333k.pth"
+# v2Pro / v2ProPlus: upstream's names (the GPT s1v3 sits at the root; the SV model in sv/)
+V2PRO_DIR = "v2Pro"
+GPT_S1V3 = "s1v3.ckpt"
+SOVITS_V2PRO = f"{V2PRO_DIR}/s2Gv2Pro.pth"
+SOVITS_D_V2PRO = f"{V2PRO_DIR}/s2Dv2Pro.pth"
+SOVITS_V2PROPLUS = f"{V2PRO_DIR}/s2Gv2ProPlus.pth"
+SOVITS_D_V2PROPLUS = f"{V2PRO_DIR}/s2Dv2ProPlus.pth"
+SV_DIR = "sv"
+SV_CKPT = f"{SV_DIR}/pretrained_eres2netv2w24s4ep4.ckpt"
+
+BASE_VERSIONS = ("v2", "v2Pro", "v2ProPlus")
+#: best first: what training starts from when no base is named (upstream recommends v2ProPlus)
+BASE_PREFERENCE = ("v2ProPlus", "v2Pro", "v2")
 
 
 @dataclass(frozen=True)
@@ -39,19 +52,81 @@ class PretrainedFile:
     path: str
     purpose: str
     required: bool = True
+    versions: tuple[str, ...] = BASE_VERSIONS  # the base versions that use it
 
 
-V2_FILES: tuple[PretrainedFile, ...] = (
+@dataclass(frozen=True)
+class BaseFiles:
+    """The version-specific files of one base (relative paths); HuBERT and BERT are shared by all."""
+
+    version: str
+    gpt: str
+    sovits: str
+    discriminator: str
+    speaker_verification: str | None = None  # v2Pro/v2ProPlus only
+
+
+BASES: dict[str, BaseFiles] = {
+    "v2": BaseFiles("v2", GPT_V2, SOVITS_V2, SOVITS_D_V2),
+    "v2Pro": BaseFiles("v2Pro", GPT_S1V3, SOVITS_V2PRO, SOVITS_D_V2PRO, SV_CKPT),
+    "v2ProPlus": BaseFiles("v2ProPlus", GPT_S1V3, SOVITS_V2PROPLUS, SOVITS_D_V2PROPLUS, SV_CKPT),
+}
+
+SHARED_FILES: tuple[PretrainedFile, ...] = (
     PretrainedFile(f"{HUBERT_DIR}/config.json", "content encoder (HuBERT) configuration"),
     PretrainedFile(f"{HUBERT_DIR}/preprocessor_config.json", "content encoder feature-extractor settings"),
     PretrainedFile(f"{HUBERT_DIR}/pytorch_model.bin", "content encoder weights"),
     PretrainedFile(f"{BERT_DIR}/config.json", "Chinese BERT configuration"),
     PretrainedFile(f"{BERT_DIR}/tokenizer.json", "Chinese BERT tokenizer"),
     PretrainedFile(f"{BERT_DIR}/pytorch_model.bin", "Chinese BERT weights"),
-    PretrainedFile(GPT_V2, "base GPT (text-to-semantic) v2"),
-    PretrainedFile(SOVITS_V2, "base SoVITS generator v2"),
-    PretrainedFile(SOVITS_D_V2, "base SoVITS discriminator v2 (fine-tuning only)", required=False),
 )
+V2_FILES: tuple[PretrainedFile, ...] = SHARED_FILES + (
+    PretrainedFile(GPT_V2, "base GPT (text-to-semantic) v2", versions=("v2",)),
+    PretrainedFile(SOVITS_V2, "base SoVITS generator v2", versions=("v2",)),
+    PretrainedFile(SOVITS_D_V2, "base SoVITS discriminator v2 (fine-tuning only)", required=False, versions=("v2",)),
+)
+_PRO = ("v2Pro", "v2ProPlus")
+_PRO_GPT = PretrainedFile(GPT_S1V3, "base GPT (text-to-semantic) s1v3 for v2Pro/v2ProPlus", versions=_PRO)
+_SV = PretrainedFile(SV_CKPT, "speaker-verification model (ERes2NetV2) for v2Pro/v2ProPlus", versions=_PRO)
+V2PRO_FILES: tuple[PretrainedFile, ...] = SHARED_FILES + (
+    _PRO_GPT,
+    PretrainedFile(SOVITS_V2PRO, "base SoVITS generator v2Pro", versions=("v2Pro",)),
+    PretrainedFile(SOVITS_D_V2PRO, "base SoVITS discriminator v2Pro (fine-tuning only)", False, ("v2Pro",)),
+    _SV,
+)
+V2PROPLUS_FILES: tuple[PretrainedFile, ...] = SHARED_FILES + (
+    _PRO_GPT,
+    PretrainedFile(SOVITS_V2PROPLUS, "base SoVITS generator v2ProPlus", versions=("v2ProPlus",)),
+    PretrainedFile(SOVITS_D_V2PROPLUS, "base SoVITS discriminator v2ProPlus (fine-tuning only)", False, ("v2ProPlus",)),
+    _SV,
+)
+FILES_BY_VERSION: dict[str, tuple[PretrainedFile, ...]] = {
+    "v2": V2_FILES,
+    "v2Pro": V2PRO_FILES,
+    "v2ProPlus": V2PROPLUS_FILES,
+}
+#: every known file once, shared ones first (the settings tab's table)
+ALL_FILES: tuple[PretrainedFile, ...] = tuple(
+    {f.path: f for files in FILES_BY_VERSION.values() for f in files}.values()
+)
+
+
+def files_for(version: str) -> tuple[PretrainedFile, ...]:
+    """The files of one base version; an unknown name is refused with the known ones."""
+    if version not in FILES_BY_VERSION:
+        raise StudioError(f"Unknown base model version {version!r}.", hint=f"Use one of: {', '.join(BASE_VERSIONS)}.")
+    return FILES_BY_VERSION[version]
+
+
+@dataclass(frozen=True)
+class BasePaths:
+    """Absolute paths of one base version's files in a pretrained folder."""
+
+    version: str
+    gpt: Path
+    sovits: Path
+    discriminator: Path
+    speaker_verification: Path | None
 
 
 def default_pretrained_dir() -> Path:
@@ -86,12 +161,32 @@ class PretrainedAssets:
     def sovits_discriminator_path(self) -> Path:
         return self.root / SOVITS_D_V2
 
+    @property
+    def sv_path(self) -> Path:
+        """The speaker-verification checkpoint v2Pro/v2ProPlus voices need."""
+        return self.root / SV_CKPT
+
+    def base(self, version: str) -> BasePaths:
+        """The files of base ``version`` (``v2``, ``v2Pro``, ``v2ProPlus``) in this folder."""
+        files_for(version)  # refuses unknown names
+        b = BASES[version]
+        sv = self.root / b.speaker_verification if b.speaker_verification else None
+        return BasePaths(version, self.root / b.gpt, self.root / b.sovits, self.root / b.discriminator, sv)
+
+    def has_base(self, version: str) -> bool:
+        """True when every required file of ``version`` is here."""
+        return not self.missing(files_for(version))
+
+    def best_base(self) -> str | None:
+        """The best base whose required files are all present (v2ProPlus, then v2Pro, then v2), or None."""
+        return next((v for v in BASE_PREFERENCE if self.has_base(v)), None)
+
     def missing(self, files: tuple[PretrainedFile, ...] = V2_FILES, *, required_only: bool = True) -> list[PretrainedFile]:
         return [f for f in files if (f.required or not required_only) and not (self.root / f.path).is_file()]
 
-    def status(self) -> list[tuple[PretrainedFile, bool]]:
-        """Every expected file and whether it is present (for the settings tab)."""
-        return [(f, (self.root / f.path).is_file()) for f in V2_FILES]
+    def status(self, files: tuple[PretrainedFile, ...] = V2_FILES) -> list[tuple[PretrainedFile, bool]]:
+        """Every expected file of ``files`` and whether it is present (``ALL_FILES`` for every version)."""
+        return [(f, (self.root / f.path).is_file()) for f in files]
 
     def require(self, paths: list[Path]) -> None:
         """Raise :class:`MissingPretrainedError` listing every path in ``paths`` that does not exist."""
@@ -100,11 +195,29 @@ class PretrainedAssets:
             raise missing_error(absent, self.root)
 
 
-def missing_error(absent: list[Path], root: Path) -> MissingPretrainedError:
+def download_command(version: str | None) -> str:
+    """The command that fetches a base version (plain ``studio download`` for v2)."""
+    return "studio download" if version in (None, "v2") else f"studio download --version {version}"
+
+
+def version_of_file(path: Path | str) -> str | None:
+    """The base version a missing file belongs to, for the download hint: None for v2 and shared files;
+    the SV model and s1v3 serve both Pro versions, and v2ProPlus is the one to recommend."""
+    name = Path(path).as_posix()
+    if name.endswith((SOVITS_V2PRO, SOVITS_D_V2PRO)):
+        return "v2Pro"
+    if name.endswith((SOVITS_V2PROPLUS, SOVITS_D_V2PROPLUS, SV_CKPT, f"/{GPT_S1V3}")) or name == GPT_S1V3:
+        return "v2ProPlus"
+    return None
+
+
+def missing_error(absent: list[Path], root: Path, version: str | None = None) -> MissingPretrainedError:
+    """One message listing every missing file, with the command that fetches them (``version`` or guessed)."""
     listing = "\n".join(f"  - {p}" for p in absent)
+    version = version or next((v for v in map(version_of_file, absent) if v), None)
     return MissingPretrainedError(
         f"Base model files are missing:\n{listing}",
-        hint=f"Run `studio download` to fetch them into {root} (set HF_ENDPOINT to use a mirror), "
+        hint=f"Run `{download_command(version)}` to fetch them into {root} (set HF_ENDPOINT to use a mirror), "
         "or copy your GPT-SoVITS `pretrained_models` folder there.",
     )
 
