@@ -101,10 +101,18 @@ def test_version_tag_header_is_restored(tiny_s2_pth, tmp_path):
     assert load_sovits(path).version == "v2"
 
 
-@pytest.mark.parametrize("tag, name", [(b"05", "v2Pro"), (b"06", "v2ProPlus"), (b"03", "v3"), (b"04", "v4")])
+@pytest.mark.parametrize("tag, name", [(b"02", "v3"), (b"03", "v3"), (b"04", "v4")])
 def test_unsupported_versions_are_refused(tiny_s2_pth, tmp_path, tag, name):
     path = _with_header(tiny_s2_pth, tmp_path / "other.pth", tag)
     with pytest.raises(CheckpointError, match=f"{name}.*not supported yet") as err:
+        load_sovits(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("tag, name", [(b"05", "v2Pro"), (b"06", "v2ProPlus")])
+def test_v2pro_header_on_v2_weights_is_called_mislabelled(tiny_s2_pth, tmp_path, tag, name):
+    path = _with_header(tiny_s2_pth, tmp_path / "relabelled.pth", tag)
+    with pytest.raises(CheckpointError, match=f"header says {name}.*no speaker-verification weights") as err:
         load_sovits(path)
     assert str(path) in str(err.value)
 

@@ -2,9 +2,10 @@
 
 File format (WebUI export, SPEC §9.4): a torch zip archive of
 ``{"weight": {key: fp16 tensor} (no enc_q keys), "config": utils.HParams, "info": "<e>epoch_<s>iteration"}``.
-Full pretrained generators (``s2G2333k.pth``) also carry the ``enc_q`` keys. v2Pro/v2ProPlus and LoRA
-exports replace the leading ``PK`` with a 2-byte version tag; we restore it in memory and refuse the
-variants we cannot run yet with a clear message.
+Full pretrained generators (``s2G2333k.pth``, ``v2Pro/s2Gv2Pro.pth``) also carry the ``enc_q`` keys.
+v2Pro/v2ProPlus exports (and LoRA ones) replace the leading ``PK`` with a 2-byte version tag (``05``/``06``);
+we restore it in memory, and write it back on export. v1, v2, v2Pro and v2ProPlus load; v3/v4 files are
+recognised (by tag or by their CFM keys) and refused in plain words (:mod:`studio.models.sovits.versions`).
 """
 
 from __future__ import annotations
@@ -21,23 +22,23 @@ from studio.errors import CheckpointError
 from studio.models.safe_pickle import HParamsRecord, safe_torch_load, save_torch_zip_bytes, to_plain
 from studio.models.sovits.config import SoVITSConfig
 from studio.models.sovits.synthesizer import SoVITSSynthesizer
+from studio.models.sovits.versions import (
+    EXPORT_HEADERS,
+    HEADER_TAGS,
+    SUPPORTED_VERSIONS,
+    ZIP_MAGIC,
+    SoVITSVersion,
+    check_consistent,
+    classify,
+    unsupported_error,
+    version_from_header,
+    version_from_weights,
+)
 from studio.workspace import atomic_write_bytes
 
 _LOGGER = logging.getLogger(__name__)
 
-ZIP_MAGIC = b"PK"
-#: 2-byte tags written instead of "PK" (SPEC §9.4) -> (version, supported)
-HEADER_TAGS: dict[bytes, tuple[str, bool]] = {
-    b"00": ("v1", True),
-    b"01": ("v2", True),
-    b"02": ("v3", False),
-    b"03": ("v3 LoRA", False),
-    b"04": ("v4 LoRA", False),
-    b"05": ("v2Pro", False),
-    b"06": ("v2ProPlus", False),
-}
 POSTERIOR_PREFIX = "enc_q."
-V1_SYMBOLS = 322
 
 
 @dataclass
@@ -58,7 +59,7 @@ class LoadedSoVITS(NamedTuple):
     model: SoVITSSynthesizer
     config: SoVITSConfig
     info: SoVITSFileInfo
-    version: str  # "v1" or "v2"
+    version: str  # "v1", "v2", "v2Pro" or "v2ProPlus"
 
 
 @dataclass
@@ -70,27 +71,40 @@ class SoVITSFile:
 
 
 # ----------------------------------------------------------------------------- reading
-def read_sovits_file(path: str | Path) -> SoVITSFile:
-    """Read the raw contents of an official s2 ``.pth`` without building a model."""
-    path = Path(path)
+def _read_bytes(path: Path) -> tuple[bytes, bytes]:
+    """(file bytes, the first two bytes on disk); refuses missing, empty and non-zip files."""
     if not path.is_file():
         raise CheckpointError(f"SoVITS weight file not found: {path}", hint="Check the path in your settings.")
     data = path.read_bytes()
-    header = data[:2]
     if len(data) < 4:
         raise CheckpointError(f"{path}: file is empty or truncated ({len(data)} bytes).")
-    if header in HEADER_TAGS:
-        kind, supported = HEADER_TAGS[header]
-        if not supported:
-            raise CheckpointError(
-                f"{path}: this is a GPT-SoVITS {kind} SoVITS model, which is not supported yet.",
-                hint="Use a v1 or v2 SoVITS weight file.",
-            )
-        data = ZIP_MAGIC + data[2:]
-    elif header != ZIP_MAGIC:
+    header = data[:2]
+    if header != ZIP_MAGIC and header not in HEADER_TAGS:
         raise CheckpointError(
             f"{path}: not a GPT-SoVITS weight file (unknown header {header!r}; expected a PyTorch zip archive)."
         )
+    return data, header
+
+
+def read_sovits_file(path: str | Path) -> SoVITSFile:
+    """Read the raw contents of an official s2 ``.pth`` without building a model.
+
+    A file tagged as v3/v4 (LoRA) is refused before anything is unpickled; one whose weights turn out to be a
+    v3/v4 model is refused after reading (:func:`detect_sovits_version` reports both without raising).
+    """
+    path = Path(path)
+    data, header = _read_bytes(path)
+    tagged = version_from_header(header)
+    if tagged is not None and tagged not in SUPPORTED_VERSIONS:
+        raise unsupported_error(path, tagged)
+    contents = _unpickle(path, ZIP_MAGIC + data[2:], header)
+    found = classify(header, contents.weights, contents.hparams)
+    if not found.supported:
+        raise unsupported_error(path, found.version)
+    return contents
+
+
+def _unpickle(path: Path, data: bytes, header: bytes) -> SoVITSFile:
     obj = safe_torch_load(data, path)
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: unexpected content ({type(obj).__name__}); expected a SoVITS weight dict.")
@@ -118,18 +132,28 @@ def _refuse_other_models(path: Path, weights: dict[str, torch.Tensor]) -> None:
             f"{path}: this looks like a GPT (s1) checkpoint, not a SoVITS (s2) model.",
             hint="Load .ckpt files as the GPT model and .pth files as the SoVITS model.",
         )
-    if any(k.startswith(("sv_emb.", "ge_to512.")) for k in keys):
-        raise CheckpointError(f"{path}: this is a v2Pro/v2ProPlus SoVITS model, which is not supported yet.")
-    if any(k.startswith(("cfm.", "bridge.", "wns1.")) for k in keys):
-        raise CheckpointError(f"{path}: this is a v3/v4 SoVITS model, which is not supported yet.")
     if "enc_p.text_embedding.weight" not in weights:
-        raise CheckpointError(f"{path}: missing 'enc_p.text_embedding.weight'; not a SoVITS v1/v2 model.")
+        raise CheckpointError(f"{path}: missing 'enc_p.text_embedding.weight'; not a SoVITS model.")
+
+
+def detect_sovits_version(path: str | Path) -> SoVITSVersion:
+    """Which release ``path`` holds, without building a model: the header tag when it names one (v2Pro,
+    v2ProPlus, v3, v3/v4 LoRA), else the weights. ``.supported`` is False for v3/v4 (never raises for them);
+    unreadable or foreign files raise :class:`CheckpointError`."""
+    path = Path(path)
+    data, header = _read_bytes(path)
+    tagged = version_from_header(header)
+    if tagged is not None and tagged not in ("v1", "v2"):
+        return classify(header, None)
+    contents = _unpickle(path, ZIP_MAGIC + data[2:], header)
+    return classify(header, contents.weights, contents.hparams)
 
 
 # ----------------------------------------------------------------------------- config inference
-def detect_version(weights: dict[str, torch.Tensor]) -> str:
-    """v1 has a 322-row phone table, v2 732 (SPEC §9.4)."""
-    return "v1" if weights["enc_p.text_embedding.weight"].shape[0] == V1_SYMBOLS else "v2"
+def detect_version(weights: dict[str, torch.Tensor], hparams: dict[str, Any] | None = None) -> str:
+    """The release of a state dict: v1 has a 322-row phone table, v2 732 (SPEC §9.4); ``sv_emb.*`` makes it
+    v2Pro, or v2ProPlus with a first upsampling kernel of 20."""
+    return version_from_weights(weights, hparams)
 
 
 def config_from_weights(hparams: dict[str, Any], weights: dict[str, torch.Tensor], version: str) -> SoVITSConfig:
@@ -154,11 +178,16 @@ def config_from_weights(hparams: dict[str, Any], weights: dict[str, torch.Tensor
         "upsample_initial_channel": dim("dec.conv_pre.weight"),
         "ssl_dim": dim("ssl_proj.weight"),
         "codebook_size": dim("quantizer.vq.layers.0._codebook.embed"),
+        "sv_dim": dim("sv_emb.weight", 1) or 0,
     }
-    changes = {}
+    n_ups = len(config.upsample_rates)
+    kernels = tuple(dim(f"dec.ups.{i}.weight_v", 2) for i in range(n_ups))
+    changes: dict[str, Any] = {}
+    if all(kernels) and kernels != config.upsample_kernel_sizes:
+        changes["upsample_kernel_sizes"] = kernels
     for name, value in inferred.items():
         if value is not None and getattr(config, name) != value:
-            if name not in ("n_symbols", "ref_enc_in_bins", "mrte_hidden_channels"):
+            if name not in ("n_symbols", "ref_enc_in_bins", "mrte_hidden_channels", "sv_dim"):
                 _LOGGER.warning(
                     "config says %s=%s but the weights have %s; using the weights", name, getattr(config, name), value
                 )
@@ -168,11 +197,13 @@ def config_from_weights(hparams: dict[str, Any], weights: dict[str, torch.Tensor
 
 # ----------------------------------------------------------------------------- loading
 def load_sovits(path: str | Path, device: str | torch.device = "cpu") -> LoadedSoVITS:
-    """Load an official v1/v2 SoVITS ``.pth`` into a float32 model in eval mode."""
+    """Load an official v1/v2/v2Pro/v2ProPlus SoVITS ``.pth`` into a float32 model in eval mode."""
     path = Path(path)
     contents = read_sovits_file(path)
     weights = contents.weights
-    version = detect_version(weights)
+    found = classify(contents.header, weights, contents.hparams)
+    check_consistent(path, found, weights)
+    version = found.version
     posterior_keys = [k for k in weights if k.startswith(POSTERIOR_PREFIX)]
     try:
         config = config_from_weights(contents.hparams, weights, version)
@@ -202,7 +233,9 @@ def _load_weights(path: Path, model: SoVITSSynthesizer, weights: dict[str, torch
     if wrong:
         problems.append(f"{len(wrong)} with wrong shapes (e.g. {'; '.join(wrong[:3])})")
     if problems:
-        raise CheckpointError(f"{path}: weights do not fit a SoVITS v1/v2 model: " + "; ".join(problems) + ".")
+        raise CheckpointError(
+            f"{path}: weights do not fit a SoVITS {model.config.version} model: " + "; ".join(problems) + "."
+        )
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in weights.items()}
     model.load_state_dict(state, strict=True)
 
@@ -233,11 +266,26 @@ def save_sovits_official(
     path: str | Path,
     info: str | SoVITSFileInfo,
 ) -> Path:
-    """Write ``model`` in the exact WebUI export format (fp16, no enc_q, config as ``utils.HParams``), atomically."""
+    """Write ``model`` in the exact WebUI export format (fp16, no enc_q, config as ``utils.HParams``), atomically.
+
+    v2Pro/v2ProPlus get upstream's header: the same zip bytes (records under ``archive/``, as torch writes to
+    a buffer) with ``PK`` replaced by ``05`` / ``06``; v1/v2 stay plain zip files.
+    """
     path = Path(path)
     hparams = hparams if hparams is not None else default_hparams(model.config)
     weights = {k: v.detach().to("cpu", torch.float16) for k, v in model.state_dict().items() if "enc_q" not in k}
     payload = OrderedDict([("weight", weights), ("config", HParamsRecord.from_dict(hparams)), ("info", str(info))])
-    atomic_write_bytes(path, save_torch_zip_bytes(payload))
-    _LOGGER.info("wrote SoVITS weights to %s", path)
+    data = save_torch_zip_bytes(payload)
+    tag = export_header(model.config, weights)
+    if tag is not None:
+        data = tag + data[2:]
+    atomic_write_bytes(path, data)
+    _LOGGER.info("wrote SoVITS %s weights to %s", model.config.version, path)
     return path
+
+
+def export_header(config: SoVITSConfig, weights: dict[str, torch.Tensor]) -> bytes | None:
+    """The 2-byte tag upstream writes for this model's release instead of ``PK`` (None: keep ``PK``)."""
+    if not config.uses_speaker_verification:
+        return None
+    return EXPORT_HEADERS.get(config.version) or EXPORT_HEADERS[version_from_weights(weights)]

@@ -1,7 +1,9 @@
 """SoVITSConfig: every size of the SoVITS synthesizer, with named presets.
 
-Official v1/v2 generators differ only in sizes (phone table rows and the number of
-spectrogram bins the style encoder reads), so v1 is a preset, never a branch in the model.
+Official v1/v2/v2Pro/v2ProPlus generators differ only in sizes, so every version is a preset and the
+model branches on sizes, never on a version string: v1 has a 322-row phone table and a style encoder
+reading all 1025 bins; v2Pro adds a speaker-verification input (``sv_dim`` > 0: ``sv_emb``, ``prelu``,
+``ge_to512``) with gin 1024 and no dropout; v2ProPlus widens the HiFiGAN (768 channels, first kernel 20).
 ``from_hparams`` reads the nested dict that upstream stores as ``config`` in an exported
 ``.pth`` (sections ``data``, ``model``, ``train``).
 """
@@ -48,6 +50,8 @@ class SoVITSConfig:
     style_heads: int = 2
     style_kernel_size: int = 5
     gin_channels: int = 512
+    # speaker-verification input (v2Pro/v2ProPlus): width of the SV embedding, 0 = none (v1/v2)
+    sv_dim: int = 0
     # HiFiGAN generator
     resblock: str = "1"
     resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
@@ -61,6 +65,8 @@ class SoVITSConfig:
     flow_kernel_size: int = 5
     flow_n_layers: int = 4
     flow_n_flows: int = 4
+    # training only: periods of the multi-period discriminator
+    mpd_periods: tuple[int, ...] = (2, 3, 5, 7, 11)
 
     @property
     def spec_channels(self) -> int:
@@ -74,6 +80,11 @@ class SoVITSConfig:
             out *= rate
         return out
 
+    @property
+    def uses_speaker_verification(self) -> bool:
+        """True when every reference also needs its speaker-verification embedding (v2Pro/v2ProPlus)."""
+        return self.sv_dim > 0
+
     # ----------------------------------------------------------------------------- presets
     @classmethod
     def v2(cls) -> SoVITSConfig:
@@ -84,30 +95,55 @@ class SoVITSConfig:
         return cls(version="v1", n_symbols=322, ref_enc_in_bins=1025)
 
     @classmethod
+    def v2Pro(cls) -> SoVITSConfig:
+        """``configs/s2v2Pro.json``: v2 plus the 20480-d SV embedding, gin 1024, no dropout, MPD +17, 23."""
+        return cls(
+            version="v2Pro",
+            p_dropout=0.0,
+            gin_channels=1024,
+            sv_dim=20480,
+            mpd_periods=(2, 3, 5, 7, 11, 17, 23),
+        )
+
+    @classmethod
+    def v2ProPlus(cls) -> SoVITSConfig:
+        """``configs/s2v2ProPlus.json``: v2Pro with a wider HiFiGAN (768 channels, first upsampling kernel 20)."""
+        return replace(
+            cls.v2Pro(), version="v2ProPlus", upsample_initial_channel=768, upsample_kernel_sizes=(20, 16, 8, 2, 2)
+        )
+
+    @classmethod
+    def presets(cls) -> dict[str, SoVITSConfig]:
+        return {"v1": cls.v1(), "v2": cls.v2(), "v2Pro": cls.v2Pro(), "v2ProPlus": cls.v2ProPlus()}
+
+    @classmethod
     def from_name(cls, name: str) -> SoVITSConfig:
-        presets = {"v1": cls.v1, "v2": cls.v2}
+        presets = cls.presets()
         if name not in presets:
             raise ValueError(f"unknown SoVITS preset {name!r}; known: {sorted(presets)}")
-        return presets[name]()
+        return presets[name]
 
     @classmethod
     def from_hparams(cls, hparams: dict[str, Any], version: str | None = None) -> SoVITSConfig:
         """Build from upstream's s2 config dict (``{"data": …, "model": …, "train": …}``).
 
-        ``version`` (``"v1"``/``"v2"``) picks the phone table and style-encoder input; when None it
-        is read from ``model.version`` / ``version`` (default v2). Sizes that upstream hard-codes
-        (MRTE, SSL dim) keep the preset values; the checkpoint loader infers them from weights.
+        ``version`` (``"v1"``/``"v2"``/``"v2Pro"``/``"v2ProPlus"``, e.g. from the file header) picks the
+        preset; when None it is read from ``model.version`` / ``version`` (default v2). Sizes that upstream
+        hard-codes (MRTE, SSL dim, SV width) keep the preset values; the checkpoint loader infers them from
+        weights. v3/v4 (a different decoder) raise ValueError.
         """
         model = dict(hparams.get("model") or {})
         data = dict(hparams.get("data") or {})
         train = dict(hparams.get("train") or {})
-        version = version or model.get("version") or hparams.get("version") or "v2"
-        base = cls.v1() if version == "v1" else cls.v2()
+        version = str(version or model.get("version") or hparams.get("version") or "v2")
+        if version in ("v3", "v4"):
+            raise ValueError(f"SoVITS {version} (CFM decoder) is not supported")
+        base = cls.presets().get(version, cls.v2())
         filter_length = int(data.get("filter_length", base.filter_length))
         hop_length = int(data.get("hop_length", base.hop_length))
         segment_samples = train.get("segment_size")
         kwargs: dict[str, Any] = {
-            "version": "v1" if version == "v1" else "v2",
+            "version": base.version,
             "sampling_rate": int(data.get("sampling_rate", base.sampling_rate)),
             "filter_length": filter_length,
             "hop_length": hop_length,
