@@ -16,6 +16,14 @@ def golden_dir() -> Path:
     return Path(os.environ.get("STUDIO_GOLDEN_DIR", SHARED / "golden")).resolve()
 
 
+def spec_dir() -> Path:
+    """The spec tables (symbol table, state-dict key lists): ``STUDIO_SPEC_DIR``, else ``../shared/spec``.
+
+    Not looked up beside the golden directory: another golden directory of the same format carries no spec.
+    """
+    return Path(os.environ.get("STUDIO_SPEC_DIR", SHARED / "spec")).resolve()
+
+
 def voices_dir() -> Path:
     return Path(os.environ.get("STUDIO_VOICES_DIR", SHARED / "voices")).resolve()
 

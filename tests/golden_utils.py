@@ -66,8 +66,10 @@ def frontend_call_params(lang: str) -> list:
 
 
 def v2_symbols(golden: Path) -> set[str]:
-    """The v2 phone table, from the spec folder next to the goldens."""
-    return set(load_json(Path(golden).parent / "spec" / "symbols_v2.json")["v2"]["symbols"])
+    """The v2 phone table, from the spec folder (``STUDIO_SPEC_DIR``; it does not travel with the goldens)."""
+    from conftest import spec_dir
+
+    return set(load_json(spec_dir() / "symbols_v2.json")["v2"]["symbols"])
 
 
 def clean_text_failures(calls: list[tuple[str, dict]], lang: str) -> list[str]:

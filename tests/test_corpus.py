@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from conftest import spec_dir
 
 from studio.corpus import LANGUAGE_ALIASES, DatasetEntry, normalize_language, read_list, write_list
 from studio.errors import DatasetError
 
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "symbols_v2.json"
+SPEC = spec_dir() / "symbols_v2.json"
 
 
 def test_language_aliases_match_upstream():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import spec_dir
 from torch import nn
 from torch.nn.utils import parametrizations, weight_norm
 
@@ -28,7 +28,7 @@ from studio.models.lora import (
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.nn.utils.weight_norm` is deprecated:FutureWarning")
 
-KEY_TABLES = Path(__file__).resolve().parents[1].parent / "shared" / "spec" / "state_dict_keys"
+KEY_TABLES = spec_dir() / "state_dict_keys"
 
 
 # ----------------------------------------------------------------------------------------------- synthetic models

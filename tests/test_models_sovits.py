@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import spec_dir
 from golden_utils import assert_close, load_json, load_npz
 
 from studio.models.sovits.checkpoint import load_sovits
 from studio.models.sovits.config import SoVITSConfig
 from studio.models.sovits.synthesizer import SoVITSSynthesizer
 
-SPEC_KEYS = Path(__file__).resolve().parents[2] / "shared" / "spec" / "state_dict_keys"
+SPEC_KEYS = spec_dir() / "state_dict_keys"
 
 
 @pytest.fixture(scope="module")

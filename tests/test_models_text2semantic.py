@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SHARED
+from conftest import spec_dir
 from golden_utils import assert_close
 from s1_golden_cases import resolve, runs, sampling_tensors
 
@@ -22,7 +22,7 @@ from studio.models.text2semantic_checkpoint import (
     save_text2semantic_official,
 )
 
-KEYS_DIR = SHARED / "spec" / "state_dict_keys"
+KEYS_DIR = spec_dir() / "state_dict_keys"
 
 
 def _key_table(name: str) -> dict[str, list[int]]:

@@ -7,7 +7,7 @@ import sys
 import types
 
 import pytest
-from conftest import SHARED, golden_dir
+from conftest import golden_dir, spec_dir
 from golden_utils import load_json
 
 from studio.errors import TextError, UnsupportedLanguageError
@@ -63,7 +63,7 @@ def test_golden_case_end_to_end(case):
 
 @pytest.fixture(scope="module")
 def spec_symbols():
-    return load_json(SHARED / "spec" / "symbols_v2.json")
+    return load_json(spec_dir() / "symbols_v2.json")
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])

@@ -5,25 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import spec_dir
 from golden_utils import frontend_calls, load_json
 
 from studio.errors import TextError
 from studio.text.zh import clean, normalize
 from studio.text.zh import pinyin as zh_pinyin
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _symbols_file(golden: Path) -> Path:
-    for spec_dir in (golden.parent / "spec", REPO_ROOT.parent / "shared" / "spec"):
-        if (spec_dir / "symbols_v2.json").is_file():
-            return spec_dir / "symbols_v2.json"
-    pytest.skip("symbols_v2.json not found next to the goldens")
-
 
 @pytest.fixture(scope="module")
-def symbols(golden: Path) -> dict:
-    return load_json(_symbols_file(golden))
+def symbols() -> dict:
+    return load_json(spec_dir() / "symbols_v2.json")
 
 
 def _phone_ids(phones: list[str], table: list[str]) -> list[int]:
