@@ -81,8 +81,14 @@ def _start(args: argparse.Namespace) -> None:
         start_api(studio, args.host, args.api)
     app = build_app(studio)
     print(f"SoVITS Studio: http://{args.host}:{port}  (workspace: {settings.workspace})", flush=True)
+    from studio.ui.local_page import launch_options
+
     app.launch(
-        server_name=args.host, server_port=port, inbrowser=not args.no_browser, allowed_paths=[str(settings.workspace)]
+        server_name=args.host,
+        server_port=port,
+        inbrowser=not args.no_browser,
+        allowed_paths=[str(settings.workspace)],
+        **launch_options(studio),  # nothing on the page comes from outside this computer
     )
 
 

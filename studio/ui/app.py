@@ -174,6 +174,8 @@ def _wire_language(ui: UIContext, demo, refresh) -> None:
         event = ui.language_picker.change(
             guarded(switch), inputs=ui.language_picker, outputs=outputs, show_progress="hidden"
         )
+        # Gradio's own strings (upload areas, recorder, footer) switch too (see studio/ui/local_page.py)
+        event.then(None, ui.language_picker, None, js="(lang) => { window.studioSetLocale?.(lang); }")
         # then the texts that handlers filled in (tables, status lines), now that ui.t answers in the new language
         for fn, inputs, hook_outputs in ui.language_hooks:
             event.then(guarded(fn), inputs=inputs, outputs=hook_outputs, show_progress="hidden")
