@@ -127,5 +127,8 @@ def launch_options(studio, app_kwargs: dict | None = None) -> dict:
 
     prefs = Preferences(studio.workspace_root)
     kwargs = dict(app_kwargs or {})
-    kwargs["middleware"] = [*kwargs.get("middleware", []), Middleware(LocalPageMiddleware, language=lambda: prefs.language)]
+    kwargs["middleware"] = [
+        *kwargs.get("middleware", []),
+        Middleware(LocalPageMiddleware, language=lambda: prefs.language),
+    ]
     return {"app_kwargs": kwargs}

@@ -19,7 +19,9 @@ LOCAL = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
 def _off_machine(urls: list[str]) -> list[str]:
-    return [u for u in urls if urlparse(u).scheme in ("http", "https", "ws", "wss") and urlparse(u).hostname not in LOCAL]
+    return [
+        u for u in urls if urlparse(u).scheme in ("http", "https", "ws", "wss") and urlparse(u).hostname not in LOCAL
+    ]
 
 
 def test_gradio_page_template_is_served_without_its_cdn_script():
