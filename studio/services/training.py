@@ -49,6 +49,7 @@ class TrainingOptions:
     checkpoint_every: int = 50
     sample_text: str | None = None
     sample_max_tokens: int = 250
+    epoch_choice: bool = True  # score every saved epoch after training (services/epoch_choice.py)
 
 
 @dataclass
@@ -160,6 +161,7 @@ class TrainingService:
             checkpoint_every=options.checkpoint_every,
             sample_text=options.sample_text,
             sample_max_tokens=options.sample_max_tokens,
+            epoch_choice=options.epoch_choice,
         )
 
     def start(self, name: str, options: TrainingOptions | None = None) -> str:
@@ -243,6 +245,21 @@ class TrainingService:
     def run_dir(self, run_id: str) -> Path:
         return self._paths(run_id).dir
 
+    def epoch_report(self, run_id: str):
+        """The run's stored per-epoch scores (:class:`~studio.services.epoch_choice.EpochReport`), or None."""
+        from studio.services.epoch_choice import load_report
+
+        return load_report(self._paths(run_id).dir)
+
+    def score_epochs(self, run_id: str, on_progress=None):
+        """Score a finished run's epochs now, in this process (older runs; only new epochs are measured)."""
+        from studio.services.epoch_scoring import EpochScorer
+
+        paths = self._paths(run_id)
+        if self._alive(paths):
+            raise TrainingError(f"Run {run_id} is still running; its epochs are scored when it finishes.")
+        return EpochScorer(self.pretrained, device=self.device).score_run(paths.dir, on_progress=on_progress)
+
     # ------------------------------------------------------------------------------------------ processes
     def _paths(self, run_id: str) -> RunPaths:
         if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
@@ -253,7 +270,7 @@ class TrainingService:
         return RunPaths(found[0].parent)
 
     def _spawn(self, paths: RunPaths) -> None:
-        argv = [sys.executable, "-m", "studio.training.job", "--config", str(paths.run_json)]
+        argv = [sys.executable, "-m", "studio.services.training_job", "--config", str(paths.run_json)]
         with open(paths.log, "ab") as log:
             proc = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True

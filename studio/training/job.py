@@ -18,13 +18,14 @@ import random
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from studio.errors import StudioError, TrainingError
-from studio.pretrained import PretrainedAssets, sha256_of
+from studio.pretrained import BasePaths, PretrainedAssets, sha256_of
 from studio.training.events import EventWriter
 from studio.training.loop import TrainingCancelled, run_stage
 from studio.training.run_layout import RESULT_FORMAT, RunConfig, read_json
@@ -61,22 +62,22 @@ class _StopWatch:
 class _Models:
     """Models used only for the epoch samples, loaded once and on demand."""
 
-    def __init__(self, cfg: RunConfig, pretrained: PretrainedAssets, device: torch.device) -> None:
-        self.cfg, self.pretrained, self.device = cfg, pretrained, device
+    def __init__(self, cfg: RunConfig, base: BasePaths, device: torch.device) -> None:
+        self.cfg, self.base, self.device = cfg, base, device
         self.gpt = self.sovits = None
 
     def base_sovits(self):
         if self.sovits is None:
             from studio.models.sovits import load_sovits
 
-            self.sovits = load_sovits(self.pretrained.sovits_path, device=self.device).model.eval()
+            self.sovits = load_sovits(self.base.sovits, device=self.device).model.eval()
         return self.sovits
 
     def trained_gpt(self, summary: dict[str, Any] | None):
         if self.gpt is None:
             from studio.training.gpt_trainer import load_trained_gpt
 
-            self.gpt = load_trained_gpt(self.pretrained.gpt_path, self.cfg.paths.dir, summary, self.device)
+            self.gpt = load_trained_gpt(self.base.gpt, self.cfg.paths.dir, summary, self.device)
         return self.gpt
 
 
@@ -90,14 +91,17 @@ def run_job(cfg: RunConfig, emit: EventWriter, should_stop) -> dict[str, Any]:
 
     device = resolve_device(cfg.device)
     pretrained = PretrainedAssets(Path(cfg.pretrained_root))
-    pretrained.require([pretrained.gpt_path, pretrained.sovits_path, pretrained.hubert_dir])
-    emit("stage", stage="features", message="extracting features")
+    base = pretrained.base(cfg.base)
+    sv = [base.speaker_verification] if base.speaker_verification else []
+    pretrained.require([base.gpt, base.sovits, pretrained.hubert_dir, *sv], version=cfg.base)
+    emit("stage", stage="features", message=f"extracting features (base {cfg.base})")
     lexicon = load_lexicon(Path(cfg.workspace_root) / PRONUNCIATIONS_FILE)
     features = extract_features(
         cfg.workspace,
         pretrained,
         device=str(device),
         lexicon=lexicon,
+        base=base,
         on_progress=lambda done, total, name: emit(
             "step", stage="features", step=done, total_steps=total, message=name
         ),
@@ -117,7 +121,7 @@ def run_job(cfg: RunConfig, emit: EventWriter, should_stop) -> dict[str, Any]:
 
         bert = ChineseBertFeatures(pretrained.bert_dir, device=device)
     spec = sample_spec(utterances, language, cfg.sample_text, cfg.seed, cfg.sample_max_tokens, bert)
-    models = _Models(cfg, pretrained, device)
+    models = _Models(cfg, base, device)
     summaries: dict[str, Any] = {}
     for index, stage in enumerate(cfg.stages):
         torch.manual_seed(cfg.seed + index)
@@ -127,13 +131,13 @@ def run_job(cfg: RunConfig, emit: EventWriter, should_stop) -> dict[str, Any]:
 
             trainer = GPTTrainer(
                 cfg,
-                pretrained.gpt_path,
+                base.gpt,
                 utterances,
                 device,
                 sample_fn=lambda gpt, _, path: synthesize_sample(spec, gpt, models.base_sovits(), path),
             )
             summaries["gpt"] = run_stage(trainer, cfg, emit, should_stop)
-            summaries["gpt"]["base"] = file_record(pretrained.gpt_path)
+            summaries["gpt"]["base"] = file_record(base.gpt)
             models.gpt = trainer.model
         else:
             from studio.training.sovits_trainer import SoVITSTrainer
@@ -143,14 +147,14 @@ def run_job(cfg: RunConfig, emit: EventWriter, should_stop) -> dict[str, Any]:
 
             trainer = SoVITSTrainer(
                 cfg,
-                pretrained.sovits_path,
-                pretrained.sovits_discriminator_path,
+                base.sovits,
+                base.discriminator,
                 utterances,
                 device,
                 sample_fn=sovits_sample,
             )
             summaries["sovits"] = run_stage(trainer, cfg, emit, should_stop)
-            summaries["sovits"]["base"] = file_record(pretrained.sovits_path)
+            summaries["sovits"]["base"] = file_record(base.sovits)
         del trainer
     result = {
         "format": RESULT_FORMAT,
@@ -166,7 +170,13 @@ def run_job(cfg: RunConfig, emit: EventWriter, should_stop) -> dict[str, Any]:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
+AfterTraining = Callable[[RunConfig, EventWriter, Callable[[], bool]], None]
+
+
+def main(argv: list[str] | None = None, after_training: AfterTraining | None = None) -> int:
+    """Run the job of ``--config``. ``after_training(cfg, emit, should_stop)`` runs once ``result.json`` is
+    written and before the ``done`` event (a last stage the service layer supplies: training must not import
+    it); its failure is logged as an event and never undoes the finished training."""
     parser = argparse.ArgumentParser(prog="python -m studio.training.job", description="Run one training job.")
     parser.add_argument("--config", required=True, type=Path, help="the run's run.json")
     args = parser.parse_args(argv)
@@ -185,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     emit("start", message=f"{'resuming' if resumed else 'starting'} run {cfg.run_id} on {cfg.device}")
     try:
         run_job(cfg, emit, stop)
+        if after_training is not None:
+            _after(after_training, cfg, emit, stop)
         emit("done", path=paths.result_json.name)
         return EXIT_DONE
     except TrainingCancelled:
@@ -204,6 +216,14 @@ def main(argv: list[str] | None = None) -> int:
                 paths.pid_file.unlink()
         except OSError:
             pass
+
+
+def _after(hook: AfterTraining, cfg: RunConfig, emit: EventWriter, should_stop: Callable[[], bool]) -> None:
+    try:
+        hook(cfg, emit, should_stop)
+    except Exception as exc:  # the trained voice is saved: a failing last stage must not turn it into an error
+        _LOGGER.exception("the step after training failed")
+        emit("log", message=f"after training: {type(exc).__name__}: {exc}")
 
 
 def stage_summary(run_dir: Path, stage: str) -> dict[str, Any] | None:

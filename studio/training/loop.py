@@ -84,6 +84,10 @@ class StageTrainer:
     def trainable_state(self) -> dict[str, torch.Tensor]:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def output_weights(self) -> dict[str, torch.Tensor]:
+        """What the stage's output file holds (also saved after each epoch: see epoch_weights.py)."""
+        return self.trainable_state()
+
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
@@ -182,9 +186,11 @@ def run_stage(
             emit("epoch", stage=stage, epoch=state.epoch, step=state.step, total_steps=total, losses=state.last_losses)
             last_sample = _sample(trainer, paths, state.epoch, emit) or last_sample
             sampled_epoch = state.epoch
+            _save_epoch(trainer, cfg, state.epoch)
             save("checkpoint")
     if sampled_epoch != state.epoch + 1 and state.batch > 0:  # stopped inside an epoch by the step cap
         last_sample = _sample(trainer, paths, state.epoch + 1, emit) or last_sample
+        _save_epoch(trainer, cfg, state.epoch + 1)
     summary = trainer.write_outputs(paths, state)
     summary.update(
         epochs=state.epoch + (1 if state.batch else 0),
@@ -219,6 +225,13 @@ def _sample(trainer: StageTrainer, paths: RunPaths, epoch: int, emit: EventWrite
     rel = str(path.relative_to(paths.dir))
     emit("sample", stage=trainer.stage, epoch=epoch, path=rel)
     return rel
+
+
+def _save_epoch(trainer: StageTrainer, cfg: RunConfig, epoch: int) -> None:
+    """Keep this epoch's weights for choosing the best epoch later (before the checkpoint that passes it)."""
+    from studio.training.epoch_weights import save_epoch_weights
+
+    save_epoch_weights(cfg.paths, trainer.stage, epoch, trainer.output_weights(), cfg.lora)
 
 
 def _latest_sample(paths: RunPaths, stage: str) -> str | None:

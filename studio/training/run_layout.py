@@ -11,6 +11,8 @@ Layout::
         checkpoints/gpt.pt       resumable state of a stage (replaced atomically; see checkpoints.py)
         checkpoints/sovits.pt
         samples/<stage>_e<epoch>.wav   a short sample after each epoch (32 kHz mono PCM16)
+        epochs/<stage>_e<epoch>.safetensors   the stage's output weights after each epoch (epoch_weights.py)
+        epochs.json              per-epoch listening scores and the recommended epoch (services/epoch_choice.py)
         gpt_lora.safetensors     final outputs, present once a stage finished (see below)
         sovits_lora.safetensors
         result.json              written last, when every requested stage has finished
@@ -30,7 +32,8 @@ Final outputs (what ``studio export`` turns into a voice pack):
 ``result.json`` (``RESULT_FORMAT`` 1)::
 
     {"format": 1, "name", "run_id", "finished_at", "language": the dataset's main language,
-     "dataset": {"utterances", "seconds"}, "settings": the RunConfig (run.json contents),
+     "dataset": {"utterances", "seconds"}, "settings": the RunConfig (run.json contents; its "base" names the
+     base version, v2 when absent),
      "stages": {"gpt"|"sovits": {"mode": "lora"|"full", "weights": file name, "lora": LoRAConfig.to_dict() | null,
                 "base": {"path", "sha256", "size"}, "model_config": our config dataclass as a dict,
                 "upstream_config": the base file's own config dict (GPT) / hparams (SoVITS),
@@ -50,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import TrainingError
+from studio.pretrained import BASE_VERSIONS
 from studio.workspace import Workspace, atomic_write_json
 
 RESULT_FORMAT = 1
@@ -132,6 +136,7 @@ class RunConfig:
     pretrained_root: str
     run_id: str
     stages: list[str] = field(default_factory=lambda: list(STAGES))
+    base: str = "v2"  # base model version trained from: v2, v2Pro or v2ProPlus (runs before it existed: v2)
     lora_rank: int | None = 16  # None: full fine-tuning
     lora_alpha: float | None = None  # None: equal to the rank (scale 1)
     preset: str = "balanced"
@@ -150,11 +155,14 @@ class RunConfig:
     sample_text: str | None = None  # None: a fixed sentence in the dataset's language
     sample_max_tokens: int = 250  # cap on semantic tokens of the epoch sample (10 s)
     warmup_steps: int = 10
+    epoch_choice: bool = True  # after training, score every saved epoch by listening (services/epoch_choice.py)
 
     def __post_init__(self) -> None:
         bad = [s for s in self.stages if s not in STAGES]
         if bad or not self.stages:
             raise TrainingError(f"Unknown training stage(s) {bad or self.stages}; expected gpt and/or sovits.")
+        if self.base not in BASE_VERSIONS:
+            raise TrainingError(f"Unknown base model version {self.base!r}; expected one of {', '.join(BASE_VERSIONS)}.")
         if self.lora_rank is not None and self.lora_rank < 1:
             raise TrainingError(f"The LoRA rank must be at least 1, got {self.lora_rank}.")
 
