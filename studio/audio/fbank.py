@@ -28,7 +28,7 @@ import threading
 import torch
 import torch.nn.functional as F
 
-__all__ = ["kaldi_fbank", "fbank_frames", "kaldi_mel_banks"]
+__all__ = ["kaldi_fbank", "fbank_frames", "kaldi_mel_banks", "min_fbank_samples"]
 
 _EPSILON = torch.finfo(torch.float32).eps
 _lock = threading.Lock()
@@ -49,6 +49,11 @@ def fbank_frames(
     """Frames :func:`kaldi_fbank` yields for ``n_samples`` samples (0 when shorter than one window)."""
     size, shift, _ = _frame_sizes(sample_rate, frame_length_ms, frame_shift_ms)
     return 0 if n_samples < size else 1 + (n_samples - size) // shift
+
+
+def min_fbank_samples(sample_rate: float = 16000, frame_length_ms: float = 25.0) -> int:
+    """Shortest input giving one frame: one window (400 samples at 16 kHz)."""
+    return _frame_sizes(sample_rate, frame_length_ms, frame_length_ms)[0]
 
 
 def _mel(freq: torch.Tensor | float) -> torch.Tensor | float:
