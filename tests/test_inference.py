@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from studio.errors import (
     CheckpointError,
@@ -105,29 +107,89 @@ def test_length_band_follows_upstreams_training_filter():
     assert length_gap(30, 0) == float("inf")
 
 
-def test_sentences_of_implausible_length_are_regenerated(service, request_):
-    """Tiny random weights often miss EOS and run to the token cap (a run-on, < 3 phones/s); with retries the
-    synthesizer tries again and keeps the most plausible length, reproducibly for a seed."""
-    from studio.inference.length_check import length_gap
+class EosSchedule(torch.nn.Module):
+    """The loaded GPT with its EOS logit overruled, to stage a run-on whatever the weights are.
 
-    base = dataclasses.replace(request_, text="Good morning.", max_tokens_per_sentence=120)
-    n_phones = len(service.synthesizer().text_features(base.text, base.lang).phone_ids)
-    improved = 0
-    for seed in range(4):
-        plain = service.synthesize(dataclasses.replace(base, seed=seed))
-        guarded_request = dataclasses.replace(base, seed=seed, length_retries=3)
-        guarded = service.synthesize(guarded_request)
-        plain_gap = length_gap(n_phones, len(plain.semantic_tokens[0]))
-        guarded_gap = length_gap(n_phones, len(guarded.semantic_tokens[0]))
-        assert plain.attempts == [1]
-        if plain_gap == 0:  # plausible at once: the guard changes nothing
-            assert guarded.attempts == [1] and np.array_equal(guarded.audio, plain.audio)
-            continue
-        assert guarded.attempts[0] > 1 and guarded_gap <= plain_gap
-        assert guarded.attempts[0] == 4 or guarded_gap == 0  # stops at the first plausible try
-        improved += guarded_gap == 0
-        assert np.array_equal(service.synthesize(guarded_request).audio, guarded.audio)  # same seed, same audio
-    assert improved >= 1, "no seed showed a run-on sentence being replaced by a plausible one"
+    The k-th generation (counted by prefills) stops at step ``stops[k]`` (the last entry repeats); ``None`` never
+    stops, so the sentence runs on to the token cap. Everything else is the real model's.
+    """
+
+    def __init__(self, gpt: torch.nn.Module, stops: list[int | None]) -> None:
+        super().__init__()
+        self.gpt = gpt
+        self.stops = stops
+        self.generations = 0
+        self._step = 0
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["gpt"], name)
+
+    def prefill(self, *args, **kwargs) -> torch.Tensor:
+        self.generations += 1
+        self._step = 0
+        return self._overrule(self.gpt.prefill(*args, **kwargs))
+
+    def decode_step(self, *args, **kwargs) -> torch.Tensor:
+        self._step += 1
+        return self._overrule(self.gpt.decode_step(*args, **kwargs))
+
+    def _overrule(self, logits: torch.Tensor) -> torch.Tensor:  # (B, V)
+        stop = self.stops[min(self.generations, len(self.stops)) - 1]
+        logits = logits.clone()
+        logits[:, self.gpt.config.eos] = 1e4 if stop is not None and self._step >= stop else -1e4
+        return logits
+
+
+def _plausible_stop(n_phones: int) -> int:
+    """A step at which stopping gives 12 phones per second, the middle of the plausible band."""
+    from studio.inference.length_check import TOKENS_PER_SECOND
+
+    return max(12, math.ceil(n_phones * TOKENS_PER_SECOND / 12))
+
+
+def _run_on_cap(n_phones: int) -> int:
+    """A token cap at which a run-on speaks 1.5 phones per second, half the band's lower edge."""
+    from studio.inference.length_check import MIN_PHONES_PER_SECOND, TOKENS_PER_SECOND
+
+    return 2 * math.ceil(n_phones * TOKENS_PER_SECOND / MIN_PHONES_PER_SECOND)
+
+
+def test_sentences_of_implausible_length_are_regenerated(service, request_):
+    """A sentence that runs on (EOS never comes: far too many tokens for its phones) is generated again, the
+    first plausible try is kept, and the whole thing is reproducible for a seed."""
+    from studio.inference.length_check import length_gap
+    from studio.inference.synthesizer import Synthesizer
+
+    loaded = service.synthesizer()
+    n_phones = len(loaded.text_features("Good morning.", "en").phone_ids)
+    stop, cap = _plausible_stop(n_phones), _run_on_cap(n_phones)
+    base = dataclasses.replace(request_, text="Good morning.", max_tokens_per_sentence=cap)
+
+    def run(stops: list[int | None], retries: int):
+        gpt = EosSchedule(loaded.models.gpt, stops)
+        result = Synthesizer(dataclasses.replace(loaded.models, gpt=gpt)).synthesize(
+            dataclasses.replace(base, length_retries=retries)
+        )
+        return result, gpt.generations, len(result.semantic_tokens[0])
+
+    plain, generations, n_plain = run([None, stop], retries=0)
+    assert plain.attempts == [1] and generations == 1 and length_gap(n_phones, n_plain) > 0  # a run-on, kept
+    guarded, generations, n_guarded = run([None, stop], retries=3)
+    assert guarded.attempts == [2] and generations == 2  # stops at the first plausible try
+    assert length_gap(n_phones, n_guarded) == 0 and n_guarded == stop
+    assert len(guarded.audio) < len(plain.audio) // 2
+    assert np.array_equal(run([None, stop], retries=3)[0].audio, guarded.audio)  # same seed, same audio
+
+    hopeless, generations, n_hopeless = run([None], retries=2)  # every try runs on: all tries, the first kept
+    assert hopeless.attempts == [3] and generations == 3
+    assert hopeless.semantic_tokens == plain.semantic_tokens
+
+    at_once, generations, _ = run([stop], retries=3)  # plausible at once: the guard changes nothing
+    assert at_once.attempts == [1] and generations == 1
+    assert np.array_equal(at_once.audio, run([stop], retries=0)[0].audio)
 
 
 def test_pronunciation_preview_is_what_synthesis_uses(service, request_):
@@ -243,20 +305,27 @@ def test_cli_writes_a_32k_wav(tiny_pretrained, reference, tmp_path):
     assert "AI-generated" in " ".join(read_wav_metadata(out).values())
 
 
-def test_cli_length_retries_report_regenerated_sentences(tiny_pretrained, reference, tmp_path, capsys):
+def test_cli_length_retries_report_regenerated_sentences(tiny_pretrained, reference, tmp_path, capsys, monkeypatch):
     from studio.cli import main
+    from studio.models import text2semantic_checkpoint
+    from studio.text import text_to_phones
 
+    n_phones = len(text_to_phones("Good morning.", "en").phone_ids)
+    real_load = text2semantic_checkpoint.load_text2semantic
+
+    def run_on_first(path, **kwargs):  # the first try runs on, the second stops at a plausible length
+        loaded = real_load(path, **kwargs)
+        return loaded._replace(model=EosSchedule(loaded.model, [None, _plausible_stop(n_phones)]))
+
+    monkeypatch.setattr(text2semantic_checkpoint, "load_text2semantic", run_on_first)
     clip, text = reference
-    reports = []
-    for seed in range(4):
-        code = main(
-            ["synth", "--pretrained", str(tiny_pretrained), "--ref", str(clip), "--ref-text", text, "--ref-lang", "en",
-             "--text", "Good morning.", "--lang", "en", "--out", str(tmp_path / f"{seed}.wav"), "--seed", str(seed),
-             "--max-tokens", "120", "--length-retries", "3", "--device", "cpu"]
-        )  # fmt: skip
-        assert code == 0
-        reports.append(capsys.readouterr().out)
-    assert any("Re-generated 1 sentence(s) whose length looked wrong" in r for r in reports), reports
+    code = main(
+        ["synth", "--pretrained", str(tiny_pretrained), "--ref", str(clip), "--ref-text", text, "--ref-lang", "en",
+         "--text", "Good morning.", "--lang", "en", "--out", str(tmp_path / "out.wav"), "--seed", "1",
+         "--max-tokens", str(_run_on_cap(n_phones)), "--length-retries", "3", "--device", "cpu"]
+    )  # fmt: skip
+    assert code == 0
+    assert "Re-generated 1 sentence(s) whose length looked wrong for the text (2 tries)." in capsys.readouterr().out
 
 
 def test_cli_reports_missing_models_without_traceback(tmp_path, reference, capsys):
