@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.errors import MissingPretrainedError, StudioError
+from studio.errors import DownloadError, MissingPretrainedError, StudioError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -188,11 +188,12 @@ class PretrainedAssets:
         """Every expected file of ``files`` and whether it is present (``ALL_FILES`` for every version)."""
         return [(f, (self.root / f.path).is_file()) for f in files]
 
-    def require(self, paths: list[Path]) -> None:
-        """Raise :class:`MissingPretrainedError` listing every path in ``paths`` that does not exist."""
+    def require(self, paths: list[Path], version: str | None = None) -> None:
+        """Raise :class:`MissingPretrainedError` listing every path in ``paths`` that does not exist (the hint
+        names the download of ``version``, or of the version the missing files belong to)."""
         absent = [p for p in paths if not p.exists()]
         if absent:
-            raise missing_error(absent, self.root)
+            raise missing_error(absent, self.root, version)
 
 
 def download_command(version: str | None) -> str:
@@ -219,6 +220,7 @@ def missing_error(absent: list[Path], root: Path, version: str | None = None) ->
         f"Base model files are missing:\n{listing}",
         hint=f"Run `{download_command(version)}` to fetch them into {root} (set HF_ENDPOINT to use a mirror), "
         "or copy your GPT-SoVITS `pretrained_models` folder there.",
+        ui_hint="Open Models & Settings and press Download, or point the studio at a folder that has them.",
     )
 
 
@@ -289,14 +291,20 @@ def _download_one(url: str, target: Path, name: str, on_progress: ProgressFn | N
                     if on_progress:
                         on_progress(name, done, total)
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise StudioError(
+        raise DownloadError(
             f"Could not download {name} from {url}: {exc}",
             hint="Check your connection, or set HF_ENDPOINT to a mirror (e.g. https://hf-mirror.com). "
             "Run the command again to resume.",
+            ui_hint="Check your connection, or pick the mirror under “Download from”. "
+            "Press Download again to resume where it stopped.",
         ) from exc
     if expected_sha and sha256_of(part) != expected_sha:
         part.unlink(missing_ok=True)
-        raise StudioError(f"Checksum mismatch for {name}: the download was corrupted.", hint="Run it again.")
+        raise DownloadError(
+            f"Checksum mismatch for {name}: the download was corrupted.",
+            hint="Run it again.",
+            ui_hint="Press Download again.",
+        )
     os.replace(part, target)
     _LOGGER.info("downloaded %s", target)
 

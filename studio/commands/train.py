@@ -22,6 +22,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--workspace", type=Path, default=None, help="workspace folder (default: workspace/)")
     p.add_argument("--pretrained", type=Path, default=None, help="base models folder (default: pretrained/)")
     p.add_argument("--stage", choices=("gpt", "sovits", "both"), default="both", help="which stage(s) to train")
+    p.add_argument(
+        "--base",
+        choices=("v2", "v2Pro", "v2ProPlus"),
+        default=None,
+        help="base models to start from (default: the best whose files are present: v2ProPlus, v2Pro, then v2)",
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--lora-rank", type=positive, default=16, metavar="R", help="LoRA rank (default 16)")
     mode.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA adapters")
@@ -33,6 +39,16 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--resume", action="store_true", help="continue the latest unfinished run of this project")
     p.add_argument("--detach", action="store_true", help="start the job and return at once")
+    p.add_argument(
+        "--no-epoch-choice",
+        action="store_true",
+        help="skip comparing the epochs by listening after training (faster; the last epoch is used)",
+    )
+    p.add_argument(
+        "--score-epochs",
+        action="store_true",
+        help="compare the epochs of the latest finished run now (older runs) and print the table",
+    )
     p.set_defaults(run=run)
 
 
@@ -65,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     from studio.services.training import TrainingOptions
 
     service = _service(args)
+    if args.score_epochs:
+        return _score_latest(service, args.name)
     if args.resume:
         unfinished = [r for r in service.list_runs(args.name) if r.state != "done"]
         if not unfinished:
@@ -72,8 +90,11 @@ def run(args: argparse.Namespace) -> int:
         run_id = service.resume(unfinished[0].run_id)
     else:
         stages = ("gpt", "sovits") if args.stage == "both" else (args.stage,)
+        choice = service.base_choice(args.base)
+        print(f"training from {choice.describe()}", flush=True)
         options = TrainingOptions(
             stages=stages,
+            base=choice.version,
             lora_rank=None if args.full else args.lora_rank,
             full=args.full,
             preset=args.preset,
@@ -82,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
             max_steps=args.max_steps,
             device=args.device,
             seed=args.seed,
+            epoch_choice=not args.no_epoch_choice,
         )
         run_id = service.start(args.name, options)
     print(f"run {run_id}", flush=True)
@@ -110,6 +132,33 @@ def _follow(service, run_id: str) -> int:
         status = service.wait(run_id)
     if status.state == "done":
         print(f"done: outputs in {service.run_dir(run_id)}")
+        _print_epochs(service, run_id)
         return 0
     print(f"training {status.state}: {status.message or ''}", file=sys.stderr)
     return 130 if status.state == "cancelled" else 1
+
+
+def _print_epochs(service, run_id: str) -> None:
+    """The per-epoch listening scores and the recommended epoch, when the run has them."""
+    from studio.services.epoch_choice import format_table
+
+    report = service.epoch_report(run_id)
+    if report is not None and report.scores:
+        print("\nepochs compared by listening (CER: misread characters, lower is better; similarity to your clips, "
+              "higher is better):")  # fmt: skip
+        print(format_table(report), flush=True)
+
+
+def _score_latest(service, name: str) -> int:
+    from studio.errors import TrainingError
+
+    finished = [r for r in service.list_runs(name) if r.state == "done"]
+    if not finished:
+        raise TrainingError(f"Project {name!r} has no finished run whose epochs could be compared.")
+    run_id = finished[0].run_id
+    print(f"run {run_id}: comparing its epochs…", flush=True)
+    service.score_epochs(
+        run_id, on_progress=lambda done, total, msg: print(f"[epochs] {done}/{total} {msg}", flush=True)
+    )
+    _print_epochs(service, run_id)
+    return 0

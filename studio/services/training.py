@@ -33,6 +33,7 @@ class TrainingOptions:
     """What the user chose; None means "from the preset"."""
 
     stages: tuple[str, ...] = STAGES
+    base: str | None = None  # "v2", "v2Pro", "v2ProPlus"; None: the best base present (see base_choice)
     lora_rank: int | None = 16  # None together with full=True: full fine-tuning
     full: bool = False
     lora_alpha: float | None = None
@@ -70,6 +71,27 @@ class RunStatus:
         return self.state in ("done", "error", "cancelled", "interrupted")
 
 
+@dataclass(frozen=True)
+class BaseChoice:
+    """Which base model version a run starts from, and why (``reason`` is a code the CLI and UI put in words):
+    ``requested`` (the user named it), ``best_present`` (the best base whose files are all here),
+    ``none_present`` (no complete base: v2, whose missing files training will name)."""
+
+    version: str
+    reason: str
+    present: tuple[str, ...]  # every base version whose required files are all here, best first
+
+    def describe(self) -> str:
+        """English sentence for the command line."""
+        if self.reason == "requested":
+            return f"base {self.version} (requested)"
+        if self.reason == "best_present":
+            others = [v for v in self.present if v != self.version]
+            also = f"; also present: {', '.join(others)}" if others else ""
+            return f"base {self.version} (the best base whose files are all in pretrained/{also})"
+        return f"base {self.version} (no complete base found in pretrained/)"
+
+
 @dataclass
 class RunOutputs:
     """A finished run's outputs: ``result`` is result.json; weights maps stage → file."""
@@ -90,15 +112,31 @@ class TrainingService:
     def _workspace(self, name: str) -> Workspace:
         return Workspace(name, self.workspace_root)
 
-    def _check_base_models(self, need_bert: bool) -> None:
+    def base_choice(self, requested: str | None = None) -> BaseChoice:
+        """The base a run uses: ``requested`` when given, else the best one present (v2ProPlus, v2Pro, v2)."""
+        from studio.pretrained import BASE_PREFERENCE, files_for
+
+        present = tuple(v for v in BASE_PREFERENCE if self.pretrained.has_base(v))
+        if requested:
+            files_for(requested)  # refuses an unknown name
+            return BaseChoice(requested, "requested", present)
+        if present:
+            return BaseChoice(present[0], "best_present", present)
+        return BaseChoice("v2", "none_present", present)
+
+    def _check_base_models(self, need_bert: bool, version: str = "v2") -> None:
+        from studio.pretrained import download_command
+
         p = self.pretrained
-        needed = [p.gpt_path, p.sovits_path, p.hubert_dir / "config.json"] + ([p.bert_dir] if need_bert else [])
+        base = p.base(version)
+        needed = [base.gpt, base.sovits, p.hubert_dir / "config.json"] + ([p.bert_dir] if need_bert else [])
+        needed += [base.speaker_verification] if base.speaker_verification else []
         absent = [x for x in needed if not x.exists()]
         if absent:
             listing = ", ".join(str(x) for x in absent)
             raise TrainingError(
-                f"Cannot train: base model files are missing: {listing}.",
-                hint=f"Run `studio download` to fetch them into {p.root}.",
+                f"Cannot train from the {version} base: files are missing: {listing}.",
+                hint=f"Run `{download_command(version)}` to fetch them into {p.root}.",
             )
 
     def dataset_seconds(self, name: str) -> tuple[float, int, bool]:
@@ -125,7 +163,8 @@ class TrainingService:
     def plan(self, name: str, options: TrainingOptions) -> RunConfig:
         """The run configuration ``start`` would use (refuses too little data and missing base models)."""
         seconds, clips, zh = self.dataset_seconds(name)
-        self._check_base_models(zh)
+        base = self.base_choice(options.base).version
+        self._check_base_models(zh, base)
         device = options.device or self.device
         lora = not options.full
         try:
@@ -146,6 +185,7 @@ class TrainingService:
             pretrained_root=str(Path(self.pretrained.root).resolve()),
             run_id=new_run_id(),
             stages=list(options.stages),
+            base=base,
             lora_rank=(options.lora_rank or 16) if lora else None,
             lora_alpha=options.lora_alpha,
             preset=plan.preset,

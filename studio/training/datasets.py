@@ -41,6 +41,7 @@ class Utterance:
     semantic: torch.Tensor  # (T_sem,) int64
     ssl: torch.Tensor  # (768, T_ssl)
     wav: torch.Tensor  # (N,) float32 in [-1, 1] (the int16 training wav / 32768)
+    sv_emb: torch.Tensor | None = None  # (E,) speaker-verification embedding (v2Pro/v2ProPlus bases), else None
 
     @property
     def seconds(self) -> float:
@@ -63,6 +64,7 @@ def load_utterances(features: FeatureSet) -> list[Utterance]:
                 t["semantic"].long(),
                 t["ssl"].float(),
                 t["wav"].float() / 32768.0,
+                t["sv_emb"].float() if "sv_emb" in t else None,
             )
         )
     return out
@@ -82,7 +84,7 @@ def sovits_usable(u: Utterance) -> bool:
 
 class _Batch:
     def to(self, device: torch.device | str):
-        kwargs = {f.name: getattr(self, f.name).to(device) for f in fields(self)}  # type: ignore[arg-type]
+        kwargs = {f.name: _to(getattr(self, f.name), device) for f in fields(self)}  # type: ignore[arg-type]
         return type(self)(**kwargs)
 
     @property
@@ -107,6 +109,11 @@ class SoVITSBatch(_Batch):
     wav: torch.Tensor  # (B, 1, T · hop)
     phone_ids: torch.Tensor  # (B, T_text)
     phone_lens: torch.Tensor  # (B,)
+    sv_emb: torch.Tensor | None = None  # (B, E) each clip's speaker-verification embedding (v2Pro bases)
+
+
+def _to(x: torch.Tensor | None, device: torch.device | str) -> torch.Tensor | None:
+    return None if x is None else x.to(device)
 
 
 def _pad_stack(items: list[torch.Tensor], length: int, value: float) -> torch.Tensor:
@@ -153,7 +160,18 @@ def collate_sovits(batch: list[Utterance], spec_cache: dict[str, torch.Tensor]) 
         wav=_pad_stack(wavs, t * HOP, 0.0)[:, None],
         phone_ids=_pad_stack([u.phone_ids for u in batch], int(phone_lens.max()), PAD_PHONE),
         phone_lens=phone_lens,
+        sv_emb=_stack_sv([u.sv_emb for u in batch]),
     )
+
+
+def _stack_sv(embs: list[torch.Tensor | None]) -> torch.Tensor | None:
+    """(B, E) when every clip has an SV embedding, None when none has; a mix means stale features."""
+    present = [e for e in embs if e is not None]
+    if not present:
+        return None
+    if len(present) != len(embs):
+        raise ValueError("some clips lack their speaker-verification embedding; extract the features again")
+    return torch.stack(present)
 
 
 def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:

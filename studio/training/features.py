@@ -6,13 +6,15 @@ For every line of ``dataset.list``:
   languages get zeros, which are not stored: ``has_bert`` is false);
 * the 32 kHz clip scaled the way upstream's preparation does (:func:`training_waveforms`): the int16
   training waveform, and the 16 kHz HuBERT input at amplitudes in the hundreds → HuBERT content (768, T_ssl);
-* semantic tokens: the content through the **base** SoVITS ``ssl_proj`` + quantizer (25 Hz).
+* semantic tokens: the content through the **base** SoVITS ``ssl_proj`` + quantizer (25 Hz);
+* for a v2Pro/v2ProPlus base, the speaker-verification embedding of the int16 training waveform (upstream's
+  ``2-get-sv.py``: 32 kHz → 16 kHz, Kaldi fbank, ERes2NetV2), which SoVITS training adds to its style vector.
 
 Each clip becomes ``features/<key>.safetensors`` (``phone_ids`` int64 (T_text,), ``bert`` float32
-(1024, T_text) when has_bert, ``ssl`` float32 (768, T_ssl), ``semantic`` int64 (T_sem,), ``wav`` int16 (N,)).
-``features/manifest.json`` records, per clip, a hash of its input (audio bytes, text, language) and, for the
-whole folder, a key of the settings (front-end version, identity — path, size, mtime — of the HuBERT, BERT
-and base SoVITS files). Re-running redoes only clips whose input changed, everything when the settings
+(1024, T_text) when has_bert, ``ssl`` float32 (768, T_ssl), ``semantic`` int64 (T_sem,), ``wav`` int16 (N,),
+``sv_emb`` float32 (E,) with a v2Pro/v2ProPlus base). ``features/manifest.json`` records, per clip, a hash of
+its input (audio bytes, text, language) and, for the whole folder, a key of the settings (front-end version,
+identity — path, size, mtime — of the HuBERT, BERT, base SoVITS and speaker-verification files). Re-running redoes only clips whose input changed, everything when the settings
 changed, and forgets clips no longer in the list.
 
 Legend: ``T_text`` phones, ``T_ssl`` 50 Hz frames, ``T_sem`` 25 Hz tokens, ``N`` samples at 32 kHz.
@@ -32,7 +34,7 @@ import torch
 
 from studio.corpus import DatasetEntry, read_list, text_for_phones
 from studio.errors import DatasetError, StudioError
-from studio.pretrained import PretrainedAssets
+from studio.pretrained import BasePaths, PretrainedAssets
 from studio.text.user_lexicon import UserLexicon, using
 from studio.workspace import Workspace, atomic_write_bytes, atomic_write_json
 
@@ -100,14 +102,17 @@ def file_identity(path: Path) -> dict[str, Any]:
     return {"path": str(path), "files": out}
 
 
-def settings_key(pretrained: PretrainedAssets, need_bert: bool) -> str:
+def settings_key(pretrained: PretrainedAssets, need_bert: bool, base: BasePaths | None = None) -> str:
+    base = base or pretrained.base("v2")
     settings = {
         "format": FEATURES_FORMAT,
         "frontend": FRONTEND_VERSION,
         "hubert": file_identity(pretrained.hubert_dir),
-        "sovits": file_identity(pretrained.sovits_path),
+        "sovits": file_identity(base.sovits),
         "bert": file_identity(pretrained.bert_dir) if need_bert else None,
     }
+    if base.speaker_verification is not None:  # keeps the keys of v2 caches as they were
+        settings["sv"] = file_identity(base.speaker_verification)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
@@ -142,9 +147,10 @@ def input_hash(entry: DatasetEntry, lexicon: UserLexicon | None = None) -> str:
 class _Extractors:
     """The models feature extraction needs, loaded on first use."""
 
-    def __init__(self, pretrained: PretrainedAssets, device: str) -> None:
+    def __init__(self, pretrained: PretrainedAssets, device: str, base: BasePaths | None = None) -> None:
         self.pretrained, self.device = pretrained, device
-        self._hubert = self._bert = self._sovits = None
+        self.base = base or pretrained.base("v2")
+        self._hubert = self._bert = self._sovits = self._verifier = None
 
     @property
     def hubert(self):
@@ -167,8 +173,17 @@ class _Extractors:
         if self._sovits is None:
             from studio.models.sovits import load_sovits
 
-            self._sovits = load_sovits(self.pretrained.sovits_path, device=self.device).model
+            self._sovits = load_sovits(self.base.sovits, device=self.device).model
         return self._sovits
+
+    @property
+    def verifier(self):
+        """The speaker-verification model of a v2Pro/v2ProPlus base; None for v1/v2."""
+        if self._verifier is None and self.base.speaker_verification is not None:
+            from studio.models.speaker_verification import load_speaker_verifier
+
+            self._verifier = load_speaker_verifier(self.base.speaker_verification, self.device)
+        return self._verifier
 
 
 def _phones_and_bert(entry: DatasetEntry, models: _Extractors) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -208,7 +223,17 @@ def extract_one(entry: DatasetEntry, models: _Extractors) -> tuple[dict[str, tor
     }
     if bert is not None:
         tensors["bert"] = bert.contiguous()
+    if models.verifier is not None:
+        tensors["sv_emb"] = sv_embedding(models.verifier, waves.wav32k_int16)
     return tensors, len(x32) / TRAIN_SAMPLE_RATE
+
+
+def sv_embedding(verifier, wav32k_int16) -> torch.Tensor:
+    """(E,) embedding of the int16 training waveform, as upstream's ``2-get-sv.py`` computes it."""
+    from studio.models.speaker_verification import sv_embedding_for_training
+
+    emb = sv_embedding_for_training(verifier, wav32k_int16)  # (1, E); int16 is scaled by 1/32768 there
+    return emb[0].float().cpu().contiguous()
 
 
 def _load_manifest(path: Path) -> dict[str, Any]:
@@ -227,10 +252,13 @@ def extract_features(
     on_progress: ProgressFn | None = None,
     list_path: Path | None = None,
     lexicon: UserLexicon | None = None,
+    base: BasePaths | None = None,
 ) -> FeatureSet:
     """Bring ``workspace.features_dir`` up to date with the dataset list; returns every usable clip.
 
     ``lexicon``: the user's own pronunciations, applied to the transcripts as synthesis applies them.
+    ``base``: the base model files training starts from (v2 by default); its SoVITS gives the semantic tokens
+    and, for v2Pro/v2ProPlus, its speaker-verification model the ``sv_emb`` of each clip.
 
     Clips that cannot be used (unreadable, clipped, text without phones, unsupported language) are skipped
     with a warning and listed in ``skipped``. Raises :class:`DatasetError` when the list is missing or empty.
@@ -248,10 +276,10 @@ def extract_features(
     folder = workspace.features_dir
     folder.mkdir(parents=True, exist_ok=True)
     manifest_path = folder / "manifest.json"
-    key = settings_key(pretrained, need_bert=any(e.language == "zh" for e in entries))
+    key = settings_key(pretrained, need_bert=any(e.language == "zh" for e in entries), base=base)
     old = _load_manifest(manifest_path)
     old_items = old.get("items", {}) if old.get("settings") == key else {}
-    models = _Extractors(pretrained, device)
+    models = _Extractors(pretrained, device, base)
     items: list[FeatureItem] = []
     skipped: list[str] = []
     reused = 0

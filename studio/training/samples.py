@@ -3,7 +3,8 @@
 This is a minimal synthesis path built from the models directly (the full inference layer is a sibling
 package that training must not import): reference = one clip of the dataset (its phones, BERT features and
 semantic tokens as the GPT prompt, its spectrogram for the voice), the GPT continues the prompt for the
-fixed sentence (top-k 15, seeded), and SoVITS decodes the new tokens (noise scale 0.5, seeded).
+fixed sentence (top-k 15, seeded), and SoVITS decodes the new tokens (noise scale 0.5, seeded; a v2Pro/v2ProPlus
+SoVITS also reads the reference clip's cached speaker-verification embedding).
 """
 
 from __future__ import annotations
@@ -84,7 +85,10 @@ def synthesize_sample(spec: SampleSpec, gpt: Text2SemanticModel, sovits: SoVITSS
         sdev = next(sovits.parameters()).device
         refer = linear_spectrogram(ref.wav[None].to(sdev))  # (1, F, T_spec)
         g2 = torch.Generator(device=sdev).manual_seed(spec.seed)
-        wav = sovits.decode(tokens.to(sdev), spec.phone_ids[None].to(sdev), refer, noise_scale=0.5, generator=g2)
+        sv = None if ref.sv_emb is None else [ref.sv_emb[None].to(sdev)]  # v2Pro/v2ProPlus: [(1, E)]
+        wav = sovits.decode(
+            tokens.to(sdev), spec.phone_ids[None].to(sdev), refer, noise_scale=0.5, generator=g2, sv_emb=sv
+        )
         audio = wav[0, 0].float().cpu()
         peak = float(audio.abs().max()) if audio.numel() else 0.0
         if peak > 1.0:

@@ -1,6 +1,7 @@
 """Fine-tuning the SoVITS synthesizer (SPEC §9.4), with LoRA adapters (default) or fully.
 
-Per step (VITS recipe): the generator runs ``forward_train`` (style vector from the clip itself, frozen
+Per step (VITS recipe): the generator runs ``forward_train`` (style vector from the clip itself — plus, on a
+v2Pro/v2ProPlus base, the clip's cached speaker-verification embedding — frozen
 ``ssl_proj`` + quantizer, prior ``enc_p``, posterior ``enc_q`` on the linear spectrogram, flow, a random
 32-frame slice decoded to 20480 samples). The discriminator (:class:`MultiPeriodDiscriminator`) is updated
 with the LSGAN loss on real vs. generated slices, then the generator with
@@ -10,8 +11,9 @@ Frozen always: ``ssl_proj`` and ``quantizer`` (semantic tokens must stay those t
 adapters on :data:`SOVITS_DEFAULT_TARGETS` plus the whole posterior encoder ``enc_q`` (training-only, never
 exported) train; full mode: everything else trains, with ``enc_p.text_embedding``, ``enc_p.encoder_text``,
 ``enc_p.mrte`` at ``lr · text_low_lr_rate`` as upstream. AdamW (0.8, 0.99), eps 1e-9; ExponentialLR
-0.999875 per epoch. The base file's discriminator (``s2D2333k.pth``) is used when present and fitting;
-otherwise a fresh one is trained (with a warning) — scaled down in width for small generators.
+0.999875 per epoch. The base file's discriminator (``s2D2333k.pth``, ``v2Pro/s2Dv2Pro[Plus].pth``) is used
+when present and fitting; otherwise a fresh one is trained (with a warning) — scaled down in width for small
+generators. Its periods come from the generator's config (v2: 2, 3, 5, 7, 11; v2Pro/v2ProPlus add 17, 23).
 """
 
 from __future__ import annotations
@@ -112,6 +114,12 @@ class SoVITSTrainer(StageTrainer):
         if not self.items:
             raise TrainingError("No clip is usable for SoVITS training (each must last between 0.6 and 54 s).")
         self.model, self.base = build_generator(base_path, device)
+        if self.model.config.uses_speaker_verification and any(u.sv_emb is None for u in self.items):
+            raise TrainingError(
+                f"The base {self.base.version} SoVITS needs each clip's speaker-verification embedding, and the "
+                "cached features have none.",
+                hint="Train again: features are re-extracted with the speaker-verification model of that base.",
+            )
         self.model.train()
         self.model.requires_grad_(True)
         if cfg.lora:
@@ -146,7 +154,7 @@ class SoVITSTrainer(StageTrainer):
 
     def _discriminator(self, path: Path | None) -> MultiPeriodDiscriminator:
         width = min(1.0, self.model.config.upsample_initial_channel / 512)
-        net_d = MultiPeriodDiscriminator(width=width)
+        net_d = MultiPeriodDiscriminator(periods=self.model.config.mpd_periods, width=width)
         if path is not None and Path(path).is_file():
             problems = _load_pretrained_d(net_d, Path(path))
             if not problems:
@@ -168,7 +176,7 @@ class SoVITSTrainer(StageTrainer):
         seg = self.model.config.segment_size
         opt_g, opt_d = self.optimizers["g"], self.optimizers["d"]
         with self.precision.autocast():
-            out = self.model.forward_train(b.ssl, b.spec, b.spec_lens, b.phone_ids, b.phone_lens)
+            out = self.model.forward_train(b.ssl, b.spec, b.spec_lens, b.phone_ids, b.phone_lens, sv_emb=b.sv_emb)
         y_hat = out.wav_slice.float()  # (B, 1, seg · hop)
         y = slice_frames(b.wav, out.slice_starts * HOP, seg * HOP)  # (B, 1, seg · hop)
         y_mel = slice_frames(spec_to_mel(b.spec), out.slice_starts, seg)  # (B, 128, seg)
