@@ -2,8 +2,9 @@
 
 Every error a user can cause (a bad file, an empty text, a missing model) is a
 :class:`StudioError` subclass with a short human message and, where useful, a
-``hint`` saying what to do next. The UI, the CLI and the HTTP API show
-``str(error)`` and never a traceback.
+``hint`` saying what to do next. The CLI and the HTTP API show ``str(error)`` and never a traceback; the
+studio's page shows the message with ``ui_hint`` (when given) instead of the command-line ``hint``, under a
+title chosen by the error's class (``studio/ui/errors.py``).
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from __future__ import annotations
 class StudioError(Exception):
     """Base class: a problem the user can understand and fix."""
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, ui_hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        # what to do next in the studio's page when ``hint`` speaks the command line ("run studio prep"):
+        # an English sentence that is also a key of the UI's i18n tables (shown instead of ``hint`` there)
+        self.ui_hint = ui_hint
 
     def __str__(self) -> str:
         if not self.hint:
@@ -65,3 +69,7 @@ class TrainingError(StudioError):
 
 class VoicePackError(StudioError):
     """A voice pack is invalid, of an unknown version, or unsafe to open."""
+
+
+class DownloadError(StudioError):
+    """A file could not be fetched (no connection, the server refused, a corrupted transfer)."""

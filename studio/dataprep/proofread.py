@@ -30,7 +30,11 @@ class Proofreader:
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
         if not workspace.dataset_list.is_file():
-            raise DatasetError(f"Project {workspace.name!r} has no dataset list yet.", hint="Run `studio prep` first.")
+            raise DatasetError(
+                f"Project {workspace.name!r} has no dataset list yet.",
+                hint="Run `studio prep` first.",
+                ui_hint="Prepare the recordings in the Prepare tab first.",
+            )
         self.entries: list[DatasetEntry] = read_list(workspace.dataset_list)
 
     # ---- operations ---------------------------------------------------------------------------

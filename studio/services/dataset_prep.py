@@ -62,7 +62,11 @@ class DatasetPrepService:
     def entries(self, name: str) -> list[DatasetEntry]:
         workspace = self.workspace(name)
         if not workspace.dataset_list.is_file():
-            raise DatasetError(f"Project {name!r} has no dataset list yet.", hint="Run `studio prep` first.")
+            raise DatasetError(
+                f"Project {name!r} has no dataset list yet.",
+                hint="Run `studio prep` first.",
+                ui_hint="Prepare the recordings in the Prepare tab first.",
+            )
         return read_list(workspace.dataset_list)
 
     def proofreader(self, name: str) -> Proofreader:

@@ -137,6 +137,7 @@ class TrainingService:
             raise TrainingError(
                 f"Cannot train from the {version} base: files are missing: {listing}.",
                 hint=f"Run `{download_command(version)}` to fetch them into {p.root}.",
+                ui_hint="Open Models & Settings and press Download, or point the studio at a folder that has them.",
             )
 
     def dataset_seconds(self, name: str) -> tuple[float, int, bool]:
@@ -147,7 +148,9 @@ class TrainingService:
         ws = self._workspace(name)
         if not ws.dataset_list.is_file():
             raise TrainingError(
-                f"The project {name!r} has no prepared dataset ({ws.dataset_list}).", hint="Run `studio prep` first."
+                f"The project {name!r} has no prepared dataset ({ws.dataset_list}).",
+                hint="Run `studio prep` first.",
+                ui_hint="Prepare the recordings in the Prepare tab first.",
             )
         seconds, clips, zh = 0.0, 0, False
         for entry in read_list(ws.dataset_list, strict=False):

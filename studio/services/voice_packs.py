@@ -119,6 +119,7 @@ class VoicePackService:
             f"The base {stage} model this run was trained on is missing or changed "
             f"(expected {recorded.get('path') or default}).",
             hint="Restore the base model files in pretrained/ (studio download).",
+            ui_hint="Open Models & Settings and press Download to restore the base model files.",
         )
 
     def _read_run(self, workspace_name: str, run_id: str) -> tuple[RunPaths, dict, dict[str, _RunStage]]:
@@ -218,6 +219,7 @@ class VoicePackService:
                 raise TrainingError(
                     f"The project '{workspace_name}' has no finished training run.",
                     hint=f"Train it first: studio train --name {workspace_name}",
+                    ui_hint="Train it in the Train tab first.",
                 )
             run_id = finished[-1]
         report = read_json(ws.prep_report) or {}
@@ -226,6 +228,7 @@ class VoicePackService:
             raise StudioError(
                 f"No reference clip was suggested for '{workspace_name}'.",
                 hint="Run studio prep again, or import the run's files with a reference clip you choose.",
+                ui_hint="Prepare the recordings again in the Prepare tab, or import the run's files with a reference clip you choose.",
             )
         reference = FoundReference(
             Path(picked["audio_path"]), str(picked.get("text", "")), str(picked.get("language") or "auto")
@@ -237,10 +240,16 @@ class VoicePackService:
             name = validate_name(name)
         except WorkspaceError as exc:
             raise WorkspaceError(
-                f"'{name}' cannot be a voice name: {exc.message}", hint="Choose one with --name."
+                f"'{name}' cannot be a voice name: {exc.message}",
+                hint="Choose one with --name.",
+                ui_hint="Type another name.",
             ) from None
         if (self.library.root / name).exists() and not overwrite:
-            raise WorkspaceError(f"A voice named {name!r} already exists.", hint="Pick another name with --name.")
+            raise WorkspaceError(
+                f"A voice named {name!r} already exists.",
+                hint="Pick another name with --name.",
+                ui_hint="Type another name, or delete the old voice in the Voices tab first.",
+            )
         return name
 
     def _add_voice(

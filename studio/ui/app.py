@@ -11,6 +11,7 @@ import importlib
 import logging
 
 from studio.ui.context import MODEL_QUEUE, UIContext
+from studio.ui.errors import configure as configure_errors
 from studio.ui.errors import guarded
 
 _LOGGER = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ def build_app(studio) -> object:
     import gradio as gr
 
     ui = UIContext.create(studio)
+    configure_errors(ui)
     with gr.Blocks(title="SoVITS Studio", theme=_theme(), css=CSS, analytics_enabled=False) as demo:
         title = ui.tr(gr.Markdown("# SoVITS Studio", elem_classes=["studio-header"]))
         del title
