@@ -1,8 +1,14 @@
-"""Reference clip → everything the models need from it (prompt tokens, timbre spectrograms).
+"""Reference clip → everything the models need from it (prompt tokens, timbre spectrograms, SV features).
 
 A :class:`ReferencePrompt` is computed once per (clip, text, language) and reused across requests;
 the cache is owned by the :class:`~studio.inference.synthesizer.Synthesizer` instance, keyed by the file's
 identity and content, never a process-wide "last reference".
+
+The timbre chain is upstream's (``TTS._get_ref_spec``), for every version: decode → mean of the
+channels → windowed-sinc resampling to 32 kHz (torchaudio's resampler, :func:`sinc_resample`) → if the
+peak exceeds 1, divide by ``min(2, peak)`` → linear spectrogram; for v2Pro/v2ProPlus the same
+normalised 32 kHz audio is resampled to 16 kHz for the speaker-verification model. The HuBERT input
+(``wav16k``) stays librosa-style soxr resampling of the decoded clip, as upstream loads it.
 """
 
 from __future__ import annotations
@@ -10,27 +16,34 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from studio.audio.io import load_audio
+from studio.audio.io import load_audio, resample
+from studio.audio.resample import sinc_resample
 from studio.audio.spectrogram import linear_spectrogram
 from studio.errors import ReferenceAudioError
+
+if TYPE_CHECKING:
+    from studio.models.speaker_verification import SpeakerVerifier
 
 _LOGGER = logging.getLogger(__name__)
 
 MIN_REFERENCE_S = 3.0
 MAX_REFERENCE_S = 10.0
 SILENT_RMS = 1e-3  # about −60 dBFS: nothing a person could hear as speech
+TIMBRE_SAMPLE_RATE = 32000
+MAX_PEAK_DIVISOR = 2.0
 
 
 @dataclass
 class ReferenceAudio:
     """The clip at the two rates the models need, after checks (and optional trimming)."""
 
-    wav16k: np.ndarray  # (N16,) float32 mono: content encoder input
-    wav32k: np.ndarray  # (N32,) float32 mono: timbre spectrogram input
+    wav16k: np.ndarray  # (N16,) float32 mono: content encoder input (soxr, as librosa.load)
+    wav32k: np.ndarray  # (N32,) float32 mono, not peak-normalised: timbre input (windowed-sinc resampled)
     path: Path
     trimmed: bool = False
 
@@ -47,6 +60,7 @@ class ReferencePrompt:
     prompt_phone_ids: list[int]  # phones of the reference transcript ([] in reference-free mode)
     prompt_bert: torch.Tensor | None  # (1024, len(prompt_phone_ids))
     specs: list[torch.Tensor]  # each (1, 1025, T_spec): main reference first, then aux references
+    sv_embeddings: list[torch.Tensor] | None = None  # v2Pro/v2ProPlus: one (1, 20480) per spec, same order
 
 
 def load_reference(path: Path, *, auto_trim: bool = False, check_length: bool = True) -> ReferenceAudio:
@@ -56,7 +70,8 @@ def load_reference(path: Path, *, auto_trim: bool = False, check_length: bool = 
     second, instead of being refused.
     """
     path = Path(path)
-    wav16k, _ = load_audio(path, 16000)
+    decoded, rate = load_audio(path)  # (N,) mono at the file's rate, decoded once
+    wav16k = resample(decoded, rate, 16000)
     duration = len(wav16k) / 16000
     rms = float(np.sqrt(np.mean(wav16k.astype(np.float64) ** 2))) if wav16k.size else 0.0
     if rms < SILENT_RMS:
@@ -76,7 +91,7 @@ def load_reference(path: Path, *, auto_trim: bool = False, check_length: bool = 
             if duration > MAX_REFERENCE_S
             else "Pick a longer clip (a full sentence of 3–10 s works best).",
         )
-    wav32k, _ = load_audio(path, 32000)
+    wav32k = reference_wav32k(decoded, rate).squeeze(0).numpy()
     if trimmed:
         wav32k = wav32k[: len(wav16k) * 2]
     return ReferenceAudio(wav16k=wav16k, wav32k=wav32k, path=path, trimmed=trimmed)
@@ -95,10 +110,49 @@ def _quiet_cut(wav: np.ndarray, sr: int, max_s: float) -> int:
     return start + int(np.argmin(energy)) * hop + hop // 2
 
 
-def timbre_spectrogram(wav32k: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Linear spectrogram of a 32 kHz clip, with upstream's peak rule (peak > 1 → divide by min(2, peak))."""
-    audio = torch.from_numpy(np.ascontiguousarray(wav32k, dtype=np.float32)).unsqueeze(0)
+def reference_wav32k(audio: np.ndarray | torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """Decoded clip (C, N) or (N,) at ``sample_rate`` → (1, N32) float32 mono at 32 kHz (before the peak rule).
+
+    Channels are averaged first, then resampled with :func:`sinc_resample` (nothing to do at 32 kHz).
+    """
+    wav = torch.as_tensor(np.asarray(audio, dtype=np.float32)) if isinstance(audio, np.ndarray) else audio.float()
+    if wav.dim() == 2 and wav.shape[0] > 1:
+        wav = wav.mean(dim=0)
+    wav = wav.reshape(1, -1)  # (1, N)
+    return sinc_resample(wav, int(sample_rate), TIMBRE_SAMPLE_RATE)  # (1, N32)
+
+
+def peak_normalised(audio: torch.Tensor) -> torch.Tensor:
+    """Upstream's rule, applied once: a peak above 1 is divided by ``min(2, peak)`` (so peaks > 2 stay > 1)."""
     peak = float(audio.abs().max()) if audio.numel() else 0.0
-    if peak > 1.0:
-        audio = audio / min(2.0, peak)
-    return linear_spectrogram(audio.to(device))  # (1, 1025, T_spec)
+    return audio / min(MAX_PEAK_DIVISOR, peak) if peak > 1.0 else audio
+
+
+def _as_audio_tensor(wav32k: np.ndarray | torch.Tensor) -> torch.Tensor:
+    if isinstance(wav32k, torch.Tensor):
+        return wav32k.float().reshape(1, -1)
+    return torch.from_numpy(np.ascontiguousarray(wav32k, dtype=np.float32)).reshape(1, -1)  # (1, N32)
+
+
+def timbre_spectrogram(wav32k: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Linear spectrogram (1, 1025, T_spec) of a 32 kHz clip, after upstream's peak rule."""
+    return linear_spectrogram(peak_normalised(_as_audio_tensor(wav32k)).to(device))
+
+
+def reference_sv_embedding(
+    verifier: SpeakerVerifier, wav32k: np.ndarray | torch.Tensor, name: str = "reference clip"
+) -> torch.Tensor:
+    """v2Pro speaker feature (1, 20480) of a 32 kHz clip: peak rule → 16 kHz (windowed sinc) → fbank → network.
+
+    A clip shorter than one fbank frame (25 ms) raises :class:`ReferenceAudioError` naming ``name``.
+    """
+    audio = peak_normalised(_as_audio_tensor(wav32k))  # (1, N32)
+    wav16k = sinc_resample(audio, TIMBRE_SAMPLE_RATE, verifier.sample_rate)  # (1, N16)
+    if wav16k.shape[-1] < verifier.min_samples:
+        raise ReferenceAudioError(
+            f"The {name} is too short for the voice-similarity model: it lasts "
+            f"{1000 * audio.shape[-1] / TIMBRE_SAMPLE_RATE:.0f} ms, and at least "
+            f"{1000 * verifier.min_samples / verifier.sample_rate:.0f} ms are needed.",
+            hint="Use a clip of a few seconds of clear speech.",
+        )
+    return verifier.embed(wav16k)  # (1, 20480)
