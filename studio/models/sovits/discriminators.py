@@ -1,5 +1,7 @@
 """Waveform discriminators for SoVITS fine-tuning (SPEC §9.4): one scale discriminator plus one period
-discriminator per period (2, 3, 5, 7, 11 for v2), the HiFi-GAN design used by VITS.
+discriminator per period (2, 3, 5, 7, 11 for v2; 2, 3, 5, 7, 11, 17, 23 for v2Pro/v2ProPlus, which is
+``SoVITSConfig.mpd_periods`` — build with :meth:`MultiPeriodDiscriminator.for_config`), the HiFi-GAN design
+used by VITS.
 
 * :class:`ScaleDiscriminator` — 1-D grouped strided convs over the raw waveform.
 * :class:`PeriodDiscriminator` — the waveform folded into (T / p, p) and read by 2-D convs with (k, 1)
@@ -21,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
+
+from studio.models.sovits.config import SoVITSConfig
 
 LRELU_SLOPE = 0.1
 V2_PERIODS = (2, 3, 5, 7, 11)
@@ -99,6 +103,11 @@ class MultiPeriodDiscriminator(nn.Module):
         self.discriminators = nn.ModuleList(
             [ScaleDiscriminator(width)] + [PeriodDiscriminator(p, width=width) for p in periods]
         )
+
+    @classmethod
+    def for_config(cls, config: SoVITSConfig, width: float = 1.0) -> MultiPeriodDiscriminator:
+        """The discriminator upstream trains next to a generator of ``config`` (its ``mpd_periods``)."""
+        return cls(config.mpd_periods, width)
 
     def forward(
         self, real: torch.Tensor, fake: torch.Tensor
