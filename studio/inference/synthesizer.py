@@ -53,8 +53,14 @@ class EngineModels:
     sovits: torch.nn.Module
     content_encoder: object  # studio.models.content_encoder.ContentEncoder
     bert: object | None  # studio.models.text_features.ChineseBertFeatures, None → zeros for Chinese too
-    version: str = "v2"
+    version: str = "v2"  # the SoVITS file's version: v1, v2, v2Pro or v2ProPlus (the text front end follows it)
     device: torch.device = torch.device("cpu")
+    speaker_verifier: object | None = None  # studio.models.speaker_verification.SpeakerVerifier (v2Pro/v2ProPlus)
+
+    @property
+    def needs_speaker_verification(self) -> bool:
+        """True for a v2Pro/v2ProPlus SoVITS: every reference also needs its speaker-verification embedding."""
+        return bool(getattr(getattr(self.sovits, "config", None), "uses_speaker_verification", False))
 
 
 class Synthesizer:
@@ -97,7 +103,8 @@ class Synthesizer:
         return TextFeatures(phone_ids=list(seq.phone_ids), bert=bert, norm_text=seq.norm_text)
 
     def reference_prompt(self, request: SynthesisRequest) -> ReferencePrompt:
-        """Prompt tokens, prompt phones and timbre spectrograms for the request's reference(s); cached."""
+        """Prompt tokens, prompt phones, timbre spectrograms and (v2Pro/v2ProPlus) speaker-verification
+        embeddings for the request's reference(s); computed once per reference and cached."""
         if request.reference is None:
             raise StudioError("No reference clip was given.", hint="Choose a 3–10 s clip of the voice to imitate.")
         key = (
@@ -124,12 +131,12 @@ class Synthesizer:
 
         dev = self.models.device
         ref = load_reference(request.reference, auto_trim=request.auto_trim_reference)
-        specs = [timbre_spectrogram(ref.wav32k, dev)]
-        for aux in request.aux_references:
-            specs.append(timbre_spectrogram(load_reference(aux, check_length=False).wav32k, dev))
+        clips = [ref] + [load_reference(aux, check_length=False) for aux in request.aux_references]
+        specs = [timbre_spectrogram(clip.wav32k, dev) for clip in clips]
+        sv = self._sv_embeddings(clips)
         ref_text = request.ref_text.strip()
         if not ref_text:  # reference-free mode: timbre only
-            return ReferencePrompt(prompt_tokens=None, prompt_phone_ids=[], prompt_bert=None, specs=specs)
+            return ReferencePrompt(None, [], None, specs, sv_embeddings=sv)
         if ref_text[-1] not in SPLIT_MARKS:
             ref_text += "." if request.ref_lang == "en" else "。"
         feats = self.text_features(ref_text, request.ref_lang)
@@ -141,7 +148,29 @@ class Synthesizer:
             prompt_phone_ids=feats.phone_ids,
             prompt_bert=feats.bert,
             specs=specs,
+            sv_embeddings=sv,
         )
+
+    def _sv_embeddings(self, clips: list) -> list[torch.Tensor] | None:
+        """One (1, 20480) speaker-verification embedding per reference clip for a v2Pro/v2ProPlus SoVITS
+        (upstream averages the per-reference style vectors, each with its own embedding); None otherwise."""
+        if not self.models.needs_speaker_verification:
+            return None
+        verifier = self.models.speaker_verifier
+        if verifier is None:
+            raise StudioError(
+                f"This {self.models.version} voice needs the speaker-verification model, which is not loaded.",
+                hint="Run `studio download --version v2ProPlus` to fetch it into pretrained/sv/.",
+            )
+        from studio.inference.reference import reference_sv_embedding
+
+        with self._lock:
+            return [
+                reference_sv_embedding(verifier, clip.wav32k, f"reference clip {clip.path.name}").to(
+                    self.models.device
+                )
+                for clip in clips
+            ]
 
     def generate_tokens(
         self,
@@ -181,7 +210,13 @@ class Synthesizer:
         phones = torch.tensor([feats.phone_ids], dtype=torch.long, device=dev)  # (1, T_text)
         with self._lock, torch.inference_mode():
             wav = self.models.sovits.decode(
-                codes, phones, prompt.specs, noise_scale=request.noise_scale, speed=request.speed, generator=generator
+                codes,
+                phones,
+                prompt.specs,
+                noise_scale=request.noise_scale,
+                speed=request.speed,
+                generator=generator,
+                sv_emb=prompt.sv_embeddings,
             )  # (1, 1, T_wav)
         audio = wav.reshape(-1).float().cpu().numpy()
         audio = normalize_peak(audio)

@@ -42,10 +42,14 @@ class SynthesisService:
         self.bert_dir = Path(bert_dir) if bert_dir else self.pretrained.bert_dir
         self._lock = threading.Lock()
         self._encoders: tuple[object, object | None] | None = None
+        self._verifier: object | None = None  # SpeakerVerifier, loaded with the first v2Pro/v2ProPlus voice
         self._voices: OrderedDict[tuple, Synthesizer] = OrderedDict()
 
     def base_voice(self) -> VoiceModels:
-        return VoiceModels(self.pretrained.gpt_path, self.pretrained.sovits_path)
+        """The base models zero-shot synthesis uses: the best complete base present (v2ProPlus, v2Pro, v2),
+        v2 when none is complete (its missing files are then named)."""
+        base = self.pretrained.base(self.pretrained.best_base() or "v2")
+        return VoiceModels(base.gpt, base.sovits)
 
     def check_base_files(self, voice: VoiceModels | None = None) -> None:
         """Raise a :class:`MissingPretrainedError` that lists every missing file and how to get it."""
@@ -85,7 +89,8 @@ class SynthesisService:
                 return self._voices[key]
             hubert, bert = self._shared_encoders()
             gpt, _, _ = load_text2semantic(voice.gpt_path)
-            sovits, _, _, version = load_sovits(voice.sovits_path)
+            sovits, config, _, version = load_sovits(voice.sovits_path)
+            verifier = self._speaker_verifier() if config.uses_speaker_verification else None
             synth = Synthesizer(
                 EngineModels(
                     gpt=gpt.to(self.device).eval(),
@@ -94,12 +99,25 @@ class SynthesisService:
                     bert=bert,
                     version=version,
                     device=self.device,
+                    speaker_verifier=verifier,
                 )
             )
             self._voices[key] = synth
             while len(self._voices) > MAX_LOADED_VOICES:
                 self._voices.popitem(last=False)
             return synth
+
+    def _speaker_verifier(self) -> object:
+        """The speaker-verification model v2Pro/v2ProPlus voices need (loaded once per device); a missing file
+        raises :class:`MissingPretrainedError` naming it and `studio download --version v2ProPlus`."""
+        from studio.models.speaker_verification import load_speaker_verifier
+
+        if self._verifier is None:
+            path = self.pretrained.sv_path
+            if not path.is_file():
+                raise missing_error([path], self.pretrained.root, "v2ProPlus")
+            self._verifier = load_speaker_verifier(path, self.device)
+        return self._verifier
 
     def synthesize(self, request: SynthesisRequest, voice: VoiceModels | None = None) -> SynthesisResult:
         return self.synthesizer(voice).synthesize(request)
@@ -112,3 +130,4 @@ class SynthesisService:
         with self._lock:
             self._voices.clear()
             self._encoders = None
+            self._verifier = None
