@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import StudioError, TrainingError, VoicePackError, WorkspaceError
-from studio.pretrained import PretrainedAssets
+from studio.pretrained import PretrainedAssets, download_command
 from studio.services.voices import VoiceInfo, VoiceLibrary, VoiceNotFoundError
 from studio.settings import default_workspace_dir
 from studio.training.run_layout import STAGES, RunPaths, read_json
@@ -106,10 +106,12 @@ class VoicePackService:
 
     # ------------------------------------------------------------------------------------------ training runs
 
-    def _base_path(self, stage: str, recorded: Any) -> Path:
-        """The base file of a run stage: the recorded path if it still holds the recorded file, else pretrained/."""
+    def _base_path(self, stage: str, recorded: Any, version: str = "v2") -> Path:
+        """The base file of a run stage: the recorded path if it still holds the recorded file, else the file of
+        base ``version`` in pretrained/."""
         recorded = recorded if isinstance(recorded, dict) else {}
-        default = self.pretrained.gpt_path if stage == "gpt" else self.pretrained.sovits_path
+        base = self.pretrained.base(version)
+        default = base.gpt if stage == "gpt" else base.sovits
         sha = recorded.get("sha256")
         candidates = [Path(recorded["path"])] if isinstance(recorded.get("path"), str) else []
         for path in [*candidates, default]:
@@ -118,7 +120,7 @@ class VoicePackService:
         raise VoicePackError(
             f"The base {stage} model this run was trained on is missing or changed "
             f"(expected {recorded.get('path') or default}).",
-            hint="Restore the base model files in pretrained/ (studio download).",
+            hint=f"Restore the base model files in pretrained/ ({download_command(version)}).",
             ui_hint="Open Models & Settings and press Download to restore the base model files.",
         )
 
@@ -142,7 +144,7 @@ class VoicePackService:
                 raise TrainingError(f"Run {run_id}: the {stage} weights file {weights.name} is missing.")
             config = entry.get("upstream_config") if isinstance(entry.get("upstream_config"), dict) else {}
             stages[stage] = _RunStage(
-                mode, self._base_path(stage, entry.get("base")), weights, entry.get("lora"), config,
+                mode, self._base_path(stage, entry.get("base"), run_base(result)), weights, entry.get("lora"), config,
                 _nonneg(entry.get("epochs")), _nonneg(entry.get("steps")),
             )  # fmt: skip
         return paths, result, stages
@@ -198,6 +200,7 @@ class VoicePackService:
             base_model={s: dataclasses.asdict(base_identity(i.base)) for s, i in stages.items()},
             training=summary,
             source={"workspace": workspace_name, "run_id": run_id},
+            model_version=run_base(result),
         )
         with tempfile.TemporaryDirectory(prefix="studio-register-") as tmp:
             models = {s: self._run_official(s, i) for s, i in stages.items()}
@@ -347,7 +350,7 @@ class VoicePackService:
         if not isinstance(workspace, str) or not isinstance(run_id, str):
             return None
         try:
-            _, _, stages = self._read_run(workspace, run_id)
+            _, result, stages = self._read_run(workspace, run_id)
         except StudioError as exc:
             _LOGGER.info("exporting merged weights of '%s': its run is not usable (%s)", info.name, exc)
             return None
@@ -367,6 +370,7 @@ class VoicePackService:
             consent=consent,
             languages=info.languages,
             training=info.training,
+            model_version=run_base(result),
         )
 
     # ------------------------------------------------------------------------------------------ import
@@ -397,7 +401,8 @@ class VoicePackService:
         pack = open_voicepack(path, tmp / "pack")
         manifest = pack.manifest
         voice_name = self._free_name(name or manifest.name, overwrite)
-        models = pack_to_official(pack, {"gpt": self.pretrained.gpt_path, "sovits": self.pretrained.sovits_path})
+        base = self.pretrained.base(manifest.model_version if manifest.model_version != "v1" else "v2")
+        models = pack_to_official(pack, {"gpt": base.gpt, "sovits": base.sovits})
         references = [FoundReference(p, clip.text, clip.language) for p, clip in pack.reference_paths()]
         references[0] = _override(references[0], ref_text, ref_lang)
         info = VoiceInfo(
@@ -410,6 +415,7 @@ class VoicePackService:
             base_model={s: dataclasses.asdict(r) for s, r in manifest.base_model.items()},
             training=dict(manifest.training),
             source={"pack": path.name, "kind": manifest.weights.kind},
+            model_version=_sovits_version(models["sovits"]),
         )
         return self._add_voice(info, models, references, tmp, overwrite=overwrite)
 
@@ -443,6 +449,7 @@ class VoicePackService:
             created=_now(),
             training={"official_info": {"gpt": gpt.info.info or "", "sovits": sovits.info.info_text}},
             source={"path": str(source.gpt.parent), "gpt": source.gpt.name, "sovits": source.sovits.name},
+            model_version=sovits.version,
         )
         return self._add_voice(info, (source.gpt, source.sovits), references, tmp, overwrite=overwrite)
 
@@ -451,6 +458,17 @@ def _override(clip: FoundReference, text: str | None, lang: str | None) -> Found
     return dataclasses.replace(
         clip, text=clip.text if text is None else text.strip(), language=lang or clip.language or "auto"
     )
+
+
+def run_base(result: Mapping[str, Any]) -> str:
+    """The base version a run trained from (result.json ``settings.base``; runs before it existed: v2)."""
+    settings = result.get("settings") if isinstance(result.get("settings"), dict) else {}
+    base = settings.get("base")
+    return base if isinstance(base, str) and base else "v2"
+
+
+def _sovits_version(stage: OfficialStage) -> str:
+    return str(getattr(getattr(stage.model, "config", None), "version", "") or "v2")
 
 
 def _nonneg(value: Any) -> int:

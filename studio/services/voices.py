@@ -2,7 +2,7 @@
 
 A voice lives in ``<workspace>/voices/<name>/``::
 
-    voice.json     name, languages, reference transcript and language, origin, created
+    voice.json     name, languages, reference transcript and language, origin, created, model version
     gpt.ckpt       GPT stage in the official GPT-SoVITS export format (merged weights)
     sovits.pth     SoVITS stage in the official GPT-SoVITS export format (merged weights)
     reference.wav  the default reference clip (3–10 s)
@@ -71,6 +71,7 @@ class VoiceInfo:
     base_model: dict = field(default_factory=dict)  # stage → {"file", "sha256"} of the base it was trained on
     training: dict = field(default_factory=dict)  # training summary (epochs, steps, losses, …)
     source: dict = field(default_factory=dict)  # where it came from, e.g. {"workspace": …, "run_id": …}
+    model_version: str = ""  # SoVITS release: v1, v2, v2Pro, v2ProPlus ("" in voices added before it was kept)
 
     @property
     def gpt_path(self) -> Path:
@@ -170,6 +171,18 @@ class VoiceLibrary:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return info
+
+    def model_version(self, info: VoiceInfo) -> str:
+        """The voice's release (``v2``, ``v2ProPlus``, …): as recorded, else read from its SoVITS file's header
+        and weights (voices added before the version was kept); ``"?"`` when the file cannot be read."""
+        if info.model_version:
+            return info.model_version
+        from studio.models.sovits.checkpoint import detect_sovits_version
+
+        try:
+            return detect_sovits_version(info.sovits_path).version
+        except StudioError:
+            return "?"
 
     def reference_clips(self, info: VoiceInfo) -> list[tuple[Path, dict]]:
         """Every reference clip of a voice, the default first: (path, {"text", "language", "emotion"})."""

@@ -125,7 +125,8 @@ def build_merged_pack(
     training: Mapping[str, Any] | None = None,
     base_model: Mapping[str, FileRef] | None = None,
 ) -> VoiceManifest:
-    """Write a pack of kind "merged" holding the full fp16 weights of both stages; returns its manifest."""
+    """Write a pack of kind "merged" holding the full fp16 weights of both stages; returns its manifest (whose
+    ``model_version`` is the SoVITS model's)."""
     consent = confirmed_consent(consent, name)
     if set(stages) != set(STAGES):
         raise ValueError(f"a merged pack needs both stages {STAGES}, got {sorted(stages)}")
@@ -140,6 +141,7 @@ def build_merged_pack(
         references=(),
         consent=consent,
         training=summary,
+        model_version=_model_version(stages["sovits"].model),
     )
     weights = {s: stage_state_dict(s, stages[s].model) for s in STAGES}
     return _write(out_zip, manifest, weights, references)
@@ -157,8 +159,10 @@ def build_lora_pack(
     configs: Mapping[str, Mapping[str, Any]] | None = None,
     languages: Sequence[str] = (),
     training: Mapping[str, Any] | None = None,
+    model_version: str = "v2",
 ) -> VoiceManifest:
-    """Write a pack of kind "lora": the adapters of the trained stages and the identity of both base files."""
+    """Write a pack of kind "lora": the adapters of the trained stages and the identity of both base files
+    (``model_version``: the base's release, v2/v2Pro/v2ProPlus, so the importer looks for the right files)."""
     consent = confirmed_consent(consent, name)
     missing = [s for s in STAGES if s not in base]
     if missing:
@@ -174,15 +178,22 @@ def build_lora_pack(
         references=(),
         consent=consent,
         training=dict(training or {}),
+        model_version=model_version,
     )
     return _write(out_zip, manifest, {s: dict(a) for s, a in adapters.items()}, references)
+
+
+def _model_version(sovits: torch.nn.Module) -> str:
+    config = getattr(sovits, "config", None)
+    return str(getattr(config, "version", None) or "v2")
 
 
 # ----------------------------------------------------------------------------------------------- pack → models
 
 
-def _check_base(stage: str, expected: FileRef, path: Path | None) -> Path:
-    hint = f"Put the base model '{expected.file}' this voice was trained on into pretrained/ (studio download)."
+def _check_base(stage: str, expected: FileRef, path: Path | None, version: str = "v2") -> Path:
+    fetch = "studio download" if version == "v2" else f"studio download --version {version}"
+    hint = f"Put the base model '{expected.file}' this voice was trained on into pretrained/ ({fetch})."
     if path is None or not Path(path).is_file():
         raise VoicePackError(
             f"This voice pack needs the base {stage} model '{expected.file}', which is missing.", hint=hint
@@ -215,7 +226,7 @@ def pack_to_official(pack: VoicePack, base_paths: Mapping[str, Path | None]) -> 
                 raise VoicePackError(f"The voice pack has merged {stage} weights but no {stage} config.")
             out[stage] = stage_from_weights(stage, config, pack.load_weights(stage), str(label or default))
             continue
-        base = _check_base(stage, manifest.base_model[stage], base_paths.get(stage))
+        base = _check_base(stage, manifest.base_model[stage], base_paths.get(stage), manifest.model_version)
         adapters = pack.load_weights(stage) if stage in manifest.weights.files else None
         lora = manifest.weights.lora.get(stage)
         if stage == "gpt":

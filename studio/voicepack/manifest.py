@@ -8,7 +8,9 @@ Layout of a pack (format version 1)::
 
 A stage without a weights file runs on its base model, so the base identity (file name + sha256) of such a stage
 is required; with ``kind == "lora"`` the base of every stage is required and each weights file has the
-:class:`studio.models.lora.LoRAConfig` dict it was trained with.
+:class:`studio.models.lora.LoRAConfig` dict it was trained with. ``model_version`` names the GPT-SoVITS release
+of the voice (``v1``, ``v2``, ``v2Pro``, ``v2ProPlus``: which base files a LoRA pack needs, and that a v2Pro voice
+needs the speaker-verification model); manifests written before it existed lack it and mean ``v2``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 MANIFEST_NAME = "manifest.json"
 STAGES = ("gpt", "sovits")
+MODEL_VERSIONS = ("v1", "v2", "v2Pro", "v2ProPlus")
+DEFAULT_MODEL_VERSION = "v2"  # what a manifest without "model_version" means (packs before v2Pro)
 WEIGHT_KINDS = ("lora", "merged")
 WEIGHTS_DIR = "weights"
 REFERENCES_DIR = "references"
@@ -120,11 +124,13 @@ class VoiceManifest:
     training: dict[str, Any] = field(default_factory=dict)  # summary: steps, epochs, data seconds, losses, …
     created: str = field(default_factory=_now)
     format_version: int = FORMAT_VERSION
+    model_version: str = DEFAULT_MODEL_VERSION
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format_version": self.format_version,
             "name": self.name,
+            "model_version": self.model_version,
             "created": self.created,
             "languages": list(self.languages),
             "base_model": {s: _ref_dict(r) for s, r in self.base_model.items()},
@@ -172,6 +178,7 @@ class VoiceManifest:
         manifest = cls(
             format_version=version,
             name=d.get("name", str),
+            model_version=_as(d.data.get("model_version", DEFAULT_MODEL_VERSION), str, "model_version"),
             created=d.get("created", str),
             languages=tuple(_str_list(d.get("languages", list), "languages")),
             base_model={s: _ref(v, f"base_model.{s}") for s, v in _stage_dict(d.get("base_model", dict), "base_model")},
@@ -196,6 +203,12 @@ class VoiceManifest:
             raise VoicePackError("The voice pack has an empty name.")
         if not self.languages:
             raise VoicePackError("The voice pack lists no languages.")
+        if self.model_version not in MODEL_VERSIONS:
+            raise VoicePackError(
+                f"This voice pack is a GPT-SoVITS {self.model_version} voice; this studio runs "
+                f"{', '.join(MODEL_VERSIONS)}.",
+                hint="v3/v4 voices are not supported yet.",
+            )
         if self.weights.kind not in WEIGHT_KINDS:
             raise VoicePackError(f"Unknown weights kind {self.weights.kind!r}; expected one of {WEIGHT_KINDS}.")
         for stage in STAGES:
