@@ -37,6 +37,14 @@ def golden() -> Path:
 
 
 @pytest.fixture(scope="session")
+def golden_v2pro() -> Path:
+    """The v2Pro/v2ProPlus goldens (``STUDIO_GOLDEN_V2PRO_DIR``); skips when absent. Helpers: golden_v2pro_utils."""
+    from golden_v2pro_utils import require_golden_v2pro
+
+    return require_golden_v2pro()
+
+
+@pytest.fixture(scope="session")
 def voices() -> Path:
     path = voices_dir()
     if not path.is_dir():

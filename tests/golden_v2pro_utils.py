@@ -5,8 +5,8 @@ folder is, how to read its tensors and parameters, and how to unpack its xz-comp
 hidden twin set with other seeds and inputs exists, so tests read shapes and parameters from
 ``runs()`` and ``load_npz()`` instead of hard-coding them.
 
-Use ``golden_v2pro`` (a session fixture: ``from golden_v2pro_utils import golden_v2pro``) or call
-``require_golden_v2pro()``; both skip with a reason when the folder is absent.
+Use the ``golden_v2pro`` session fixture (conftest.py) or call ``require_golden_v2pro()``; both skip
+with a reason when the folder is absent.
 """
 
 from __future__ import annotations
@@ -51,11 +51,6 @@ def require_golden_v2pro() -> Path:
     if not (path / "golden_runs.json").is_file():
         pytest.skip(f"v2Pro goldens not found at {path} (set {ENV_VAR})")
     return path
-
-
-@pytest.fixture(scope="session")
-def golden_v2pro() -> Path:
-    return require_golden_v2pro()
 
 
 def load_npz() -> dict[str, np.ndarray]:
