@@ -69,6 +69,11 @@ def _start(args: argparse.Namespace) -> None:
         settings.workspace = args.workspace.expanduser().resolve()
     if args.pretrained:
         settings.pretrained = args.pretrained.expanduser().resolve()
+    else:  # the folder chosen in Models & Settings ("Use this folder"), kept in the workspace settings
+        from studio.ui.i18n import Preferences
+
+        saved = Preferences(settings.workspace).get("pretrained_dir")
+        settings.pretrained = Path(saved) if saved and Path(saved).is_dir() else settings.pretrained
     port = free_port(args.host, args.port)
     studio = Studio(settings)
     missing = studio.pretrained.missing()

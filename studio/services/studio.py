@@ -30,6 +30,27 @@ class Studio:
     def pretrained(self) -> PretrainedAssets:
         return PretrainedAssets(Path(self.settings.pretrained))
 
+    def use_pretrained(self, folder: Path | str) -> Path:
+        """Point every service at another folder of base models (e.g. an existing GPT-SoVITS
+        ``pretrained_models``); refused, changing nothing, unless it holds at least one known base file."""
+        from studio.errors import MissingPretrainedError
+        from studio.pretrained import ALL_FILES
+
+        path = Path(str(folder).strip()).expanduser()
+        if not str(folder).strip() or not path.is_dir():
+            raise MissingPretrainedError(f"There is no folder {str(folder).strip() or '(empty)'!r}.")
+        path = path.resolve()
+        if not any((path / f.path).is_file() for f in ALL_FILES):
+            raise MissingPretrainedError(
+                f"The folder {path.name!r} holds none of the base model files.",
+                hint="Choose the folder that contains chinese-hubert-base/ and gsv-v2final-pretrained/.",
+            )
+        self.settings.pretrained = path
+        self.pretrained.root = path  # shared by the training and voice-pack services
+        self.__dict__.pop("synthesis", None)  # models loaded from the old folder are dropped
+        self.__dict__.pop("takes", None)
+        return path
+
     @cached_property
     def device(self) -> str:
         return self.settings.resolved_device()

@@ -33,6 +33,8 @@ CSS = """
 .studio-footer { font-size: 0.85em; opacity: 0.75; }
 .studio-caption { font-size: 0.85em; opacity: 0.8; }
 .studio-end { align-self: flex-end; }
+.studio-files { width: 100%; border-collapse: collapse; font-size: 0.9em; }
+.studio-files th, .studio-files td { text-align: left; padding: 0.3em 0.5em; border-bottom: 1px solid var(--border-color-primary); overflow-wrap: anywhere; }
 """
 
 

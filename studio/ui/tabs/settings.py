@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import platform
 import threading
+from html import escape
 
 from studio.pretrained import DEFAULT_ENDPOINT
 from studio.ui.context import UIContext
@@ -26,18 +27,29 @@ class SettingsHandlers:
         self.studio, self.ui = studio, ui
 
     def status(self):
+        """The file table (plain HTML: every row shows, nothing to scroll inside) and the summary line."""
         t = self.ui.t
         rows = [
             [f.path, t(f.purpose), "✓" if present else ("✗" if f.required else t("optional"))]
             for f, present in self.studio.pretrained.status()
         ]
+        head = "".join(f"<th>{escape(t(h))}</th>" for h in HEADERS)
+        body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+        table = f'<table class="studio-files"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
         missing = self.studio.pretrained.missing()
         if missing:
             summary = t("{n} required file(s) missing. Choose a source and press Download.", n=len(missing))
         else:
             summary = t("All required base files are present.")
-        root = t("Folder: {path}", path=self.studio.pretrained.root)
-        return {"headers": [t(h) for h in HEADERS], "data": rows}, f"{summary}  \n{root}"
+        root = t("Folder in use: {path}", path=f"`{self.studio.pretrained.root}`")
+        return table, f"{summary}  \n{root}"
+
+    def use_folder(self, folder: str):
+        """Switch to an existing models folder (checked first), remember it in the workspace settings."""
+        path = self.studio.use_pretrained(folder or "")
+        self.ui.prefs.set("pretrained_dir", str(path))
+        info(self.ui.t("Using the base models in {path}.", path=path.name))
+        return (*self.status(), self.paths(), str(path))
 
     @staticmethod
     def endpoint(source: str, custom: str) -> str:
@@ -162,16 +174,19 @@ def build_settings_tab(studio, ui: UIContext) -> None:
         with gr.Column(scale=2):
             ui.tr(gr.Markdown("### Base models"))
             summary = gr.Markdown(elem_id="models-summary")
-            table = ui.tr(
-                gr.Dataframe(
-                    headers=HEADERS,
-                    interactive=False,
-                    label="Files in pretrained/",
-                    wrap=True,
-                    column_widths=["52%", "36%", "12%"],
-                    elem_id="models-table",
+            table = gr.HTML(elem_id="models-table")
+            with gr.Row(equal_height=True):
+                folder = ui.tr(
+                    gr.Textbox(
+                        label="Models folder",
+                        info="Already have GPT-SoVITS? Give its pretrained_models folder instead of downloading.",
+                        placeholder="/path/to/GPT_SoVITS/pretrained_models",
+                        value=str(studio.pretrained.root),
+                        elem_id="models-folder",
+                        scale=4,
+                    )
                 )
-            )
+                folder_btn = ui.tr(gr.Button("Use this folder", elem_id="models-folder-use", scale=1))
             source = ui.tr(
                 gr.Radio(
                     SOURCES,
@@ -210,6 +225,7 @@ def build_settings_tab(studio, ui: UIContext) -> None:
     )
     stop_btn.click(None, None, None, cancels=[event])
     refresh_btn.click(guarded(h.status), None, [table, summary])
+    folder_btn.click(guarded(h.use_folder), folder, [table, summary, paths_md, folder], show_progress="hidden")
     source.change(lambda value: gr.update(visible=value == "custom"), source, custom, queue=False)
     device_btn.click(guarded(h.device), None, device_md)
     ui.on_load(h.status, None, [table, summary])
