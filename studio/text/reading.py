@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from studio.errors import TextError
+from studio.text.deviations import speakable_sentences
 from studio.text.frontend import PhoneSegment, text_to_phones
 from studio.text.sentence_split import collapse_punctuation, prepare_sentences
 from studio.text.user_lexicon import UserLexicon
@@ -29,11 +30,12 @@ class SentenceReading:
 
 
 def split_for_speech(text: str, lang: str, split: str = "cut1") -> list[str]:
-    """The sentences synthesis speaks one by one; :class:`TextError` when there is nothing to say."""
+    """The sentences synthesis speaks one by one: upstream's pieces with the named rules for pieces applied (no
+    piece without words, none over 510 characters); :class:`TextError` when there is nothing to say."""
     text = text.strip()
     if not text:
         raise TextError("There is no text to speak.", hint="Type a sentence first.")
-    sentences = prepare_sentences(collapse_punctuation(text), lang, split)
+    sentences = speakable_sentences(prepare_sentences(collapse_punctuation(text), lang, split))
     if not sentences:
         raise TextError("The text has nothing that can be spoken (only punctuation or symbols).")
     return sentences

@@ -175,10 +175,17 @@ def _merge_short(items: list[str], threshold: int) -> list[str]:
 
 
 def _split_long(text: str, max_len: int = MAX_SENTENCE_CHARS) -> list[str]:
-    parts = re.split(f"({_SPLIT_MARKS_CLASS})", text)
+    """Upstream's re-split of a sentence over ``max_len`` characters, exactly.
+
+    The text is cut into runs and single split marks; a piece is emitted whenever the next run or mark would
+    take it over ``max_len``. So a run without marks longer than ``max_len`` stays whole, and when the text
+    *starts* with one, an empty piece comes first; its closing mark, pushed over the limit, ends up alone
+    ("啊" × 600 + "。" → ``["", "啊" × 600, "。"]``). Synthesis does not speak these pieces as they are: see
+    :func:`studio.text.deviations.speakable_sentences`.
+    """
     out: list[str] = []
     current = ""
-    for part in parts:
+    for part in re.split(f"({_SPLIT_MARKS_CLASS})", text):
         if len(current + part) > max_len:
             out.append(current)
             current = part
@@ -186,15 +193,7 @@ def _split_long(text: str, max_len: int = MAX_SENTENCE_CHARS) -> list[str]:
             current += part
     if current:
         out.append(current)
-    # Beyond upstream (which would fail in BERT): a mark-free run over max_len is hard-cut, and a
-    # piece with nothing to say (a lone mark) joins the piece before it.
-    pieces: list[str] = []
-    for piece in (p[i : i + max_len] for p in out for i in range(0, len(p), max_len)):
-        if pieces and not re.sub(r"\W+", "", piece):
-            pieces[-1] += piece
-        else:
-            pieces.append(piece)
-    return pieces
+    return out
 
 
 def prepare_sentences(text: str, lang: str, method: str = "every_four_sentences") -> list[str]:
@@ -202,8 +201,10 @@ def prepare_sentences(text: str, lang: str, method: str = "every_four_sentences"
 
     A first clause shorter than 4 characters gets a leading ``。`` (``.`` for ``en``), the text is cut
     with ``method``, pieces shorter than 5 characters are glued together, symbol-only pieces are
-    skipped, every sentence ends with a split mark, and sentences over 510 characters are re-split.
-    Raises :class:`TextError` when nothing speakable is left.
+    skipped, every sentence ends with a split mark, and sentences over 510 characters are re-split. The
+    result is upstream's list, piece for piece (the goldens check it), including the empty and mark-only
+    pieces that re-splitting a long text without marks leaves; :func:`studio.text.reading.split_for_speech`
+    turns it into the sentences synthesis speaks. Raises :class:`TextError` when nothing speakable is left.
     """
     split = get_split_method(method)
     stop = "." if lang == "en" else "。"
