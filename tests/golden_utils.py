@@ -65,6 +65,16 @@ def frontend_call_params(lang: str) -> list:
     ]
 
 
+def named_rule_reason(call: dict) -> str | None:
+    """Why a recorded ``clean_text`` call cannot match: a named rule of :mod:`studio.text.deviations` (a deliberate
+    departure from upstream) acts on its text. ``None`` when no rule does."""
+    from studio.text import deviations
+
+    kind = {"en": deviations.ENGLISH_TEXT}.get(call["lang"])
+    rules = deviations.covering(call["text"], kind) if kind else []
+    return "; ".join(str(rule) for rule in rules) or None
+
+
 def v2_symbols(golden: Path) -> set[str]:
     """The v2 phone table, from the spec folder (``STUDIO_SPEC_DIR``; it does not travel with the goldens)."""
     from conftest import spec_dir

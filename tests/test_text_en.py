@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from golden_utils import frontend_call_params, v2_symbols
+from golden_utils import frontend_call_params, named_rule_reason, v2_symbols
 
-from studio.text import en
+from studio.text import deviations, en
 from studio.text.en import g2p as en_g2p
 from studio.text.types import CleanedText
 
@@ -32,6 +32,8 @@ def known_dictionary_gap(text: str) -> str | None:
 
 @pytest.mark.parametrize("call", frontend_call_params(LANG))
 def test_english_matches_upstream_clean_text(call: dict, golden: Path) -> None:
+    if reason := named_rule_reason(call):
+        pytest.skip(reason)
     result = en.clean(call["text"])
     symbols = v2_symbols(golden)
     phones = [p if p in symbols else "UNK" for p in result.phones]
@@ -102,3 +104,54 @@ def test_only_symbols_gives_no_words() -> None:
     result = en.clean("@@@")
     assert result.norm_text == ""
     assert result.phones == [","]
+
+
+# Named rule "en-letter-plurals" (studio.text.deviations): a plural of spelled letters reads as the letters and a
+# plural ending, chosen like any "'s" ending (voiceless → S, sibilant → IH0 Z, else Z), where upstream reads "TVs"
+# as "T versus", "APIs" as "A P is" and "CDs" as "C D S".
+@pytest.mark.parametrize(
+    ("text", "spoken", "phones"),
+    [
+        ("TVs", "T V's", "T IY1 V IY1 Z"),
+        ("CDs", "C D's", "S IY1 D IY1 Z"),
+        ("PhDs", "Ph D's", "P IY1 EY1 CH D IY1 Z"),
+        ("APIs", "A P I's", "EY1 P IY1 AY1 Z"),
+        ("URLs", "U R L's", "Y UW1 AA1 R EH1 L Z"),
+        ("GPUs", "G P U's", "JH IY1 P IY1 Y UW1 Z"),
+        ("PDFs", "P D F's", "P IY1 D IY1 EH1 F S"),
+        ("ABSs", "A B S's", "EY1 B IY1 EH1 S IH0 Z"),
+    ],
+)
+def test_plurals_of_spelled_letters(text: str, spoken: str, phones: str) -> None:
+    result = en.clean(text)
+    assert result.norm_text == spoken
+    assert result.phones == phones.split()
+
+
+@pytest.mark.parametrize(
+    ("text", "phones"),
+    [
+        ("iPhone", "AY1 F OW1 N"),  # upstream's inner-capital split: "i Phone"
+        ("iPhones", "AY1 F OW1 N Z"),
+        ("YouTube", "Y UW1 T UW1 B"),  # "You Tube"
+        ("TV", "T IY1 V IY1"),
+        ("the TV's screen", "DH AH0 T IY1 V IY1 Z S K R IY1 N"),  # a possessive was already read so
+        ("Is it?", "IH1 Z IH1 T ?"),  # "Is" on its own stays the word
+    ],
+)
+def test_words_the_letter_plural_rule_leaves_alone(text: str, phones: str) -> None:
+    assert deviations.covering(text, deviations.ENGLISH_TEXT) == []
+    assert en.clean(text).phones == phones.split()
+
+
+def test_letter_plural_rule_predicate_names_the_rule() -> None:
+    for text in ("Two TVs.", "new APIs in 2023", "PhDs", "I own 3 CDs and DVDs"):
+        assert [r.name for r in deviations.covering(text, deviations.ENGLISH_TEXT)] == ["en-letter-plurals"]
+
+
+def test_letter_plurals_in_mixed_chinese_text() -> None:
+    from studio.text import text_to_phones
+
+    seq = text_to_phones("我家有两台TVs。", "zh")
+    english = [seg for seg in seq.segments if seg.lang == "en"]
+    assert [seg.phones for seg in english] == [["T", "IY1", "V", "IY1", "Z", "."]]  # the closing mark goes with it

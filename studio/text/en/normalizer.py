@@ -5,6 +5,9 @@ every character outside ``[ A-Za-z'.,?!-]`` removed, "i.e."/"e.g." expanded, a s
 upper-case letter that neither starts the text nor follows whitespace ("OpenAI" → "Open A I"), and runs of
 punctuation collapsed.
 
+One deliberate departure, the named rule :data:`studio.text.deviations.LETTER_PLURALS`: a plural of spelled
+letters is written with an apostrophe first ("TVs" → "T V's", read T IY1 V IY1 Z, where upstream reads "T versus").
+
 Only ``。！？`` are mapped to ASCII. Upstream's table also lists ``;:：，；"’`` but never applies them, so
 those characters are simply removed (the goldens show "photo，" → "photo").
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from studio.text import deviations
 from studio.text.en import numbers
 
 _CJK_MARKS = str.maketrans({"。": ".", "！": "!", "？": "?"})
@@ -47,7 +51,7 @@ def strip_accents(text: str) -> str:
 
 def normalize(text: str) -> str:
     """Normalise English ``text`` the way upstream does before G2P (returns the ``norm_text``)."""
-    text = text.translate(_CJK_MARKS)
+    text = deviations.write_letter_plurals(text.translate(_CJK_MARKS))
     for step in _NUMERIC_STEPS:
         text = step(text)
     text = strip_accents(text)
