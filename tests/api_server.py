@@ -87,6 +87,11 @@ class RunningServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def key_headers(self) -> dict:
+        """The header state-changing routes need: the server's key (given, or the workspace's stored one)."""
+        return {"Authorization": f"Bearer {self.app.state.engine.settings.control_key}"}
+
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(30)

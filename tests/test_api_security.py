@@ -153,7 +153,9 @@ def test_schemathesis_finds_no_server_errors(env, tmp_path):
 def test_control_exit_stops_the_server_gracefully(tmp_path, voices, golden, tiny_s1_ckpt, tiny_s2_pth):
     make_workspace(tmp_path, en_clips(voices), 1)
     server = start_server(tmp_path, tiny_s1_ckpt, tiny_s2_pth, golden)
-    r = requests.get(server.url + "/control", params={"command": "exit"}, timeout=30)
+    refused = requests.get(server.url + "/control", params={"command": "exit"}, timeout=30)
+    assert refused.status_code == 401 and "needs the API key" in refused.json()["message"]
+    r = requests.get(server.url + "/control", params={"command": "exit"}, headers=server.key_headers, timeout=30)
     assert r.status_code == 200
     server.thread.join(20)
     assert not server.thread.is_alive()

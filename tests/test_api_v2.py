@@ -25,11 +25,12 @@ def env(tmp_path_factory, voices, golden, tiny_s1_ckpt, tiny_s2_pth):
 
 
 def _pcm_of_stream(data: bytes) -> np.ndarray:
-    """A streamed WAV: the 44-byte header must declare 0 data frames; the rest is int16 PCM."""
+    """A streamed WAV: the 44-byte header declares an unknown size (0xFFFFFFFF); the rest is int16 PCM."""
     assert data[:4] == b"RIFF" and data[8:16] == b"WAVEfmt "
     channels, rate, _, _, bits = struct.unpack("<HIIHH", data[22:36])
     assert (channels, rate, bits) == (1, RATE, 16)
-    assert data[36:40] == b"data" and struct.unpack("<I", data[40:44])[0] == 0
+    assert data[36:40] == b"data" and struct.unpack("<I", data[40:44])[0] == 0xFFFFFFFF
+    assert struct.unpack("<I", data[4:8])[0] == 0xFFFFFFFF
     assert (len(data) - 44) % 2 == 0
     return np.frombuffer(data[44:], dtype="<i2")
 
@@ -61,7 +62,7 @@ def test_post_equals_get_for_the_same_seed_and_languages_are_case_insensitive(en
 
 @pytest.mark.parametrize("method", ["get", "post"])
 @pytest.mark.parametrize("mode", [1, 2, 3, True])
-def test_streaming_modes_send_a_zero_frame_header_then_pcm(env, method, mode):
+def test_streaming_modes_send_an_unknown_size_header_then_pcm(env, method, mode):
     """Mode 1 streams whole sentences (the same PCM as a file); 2/3 stream every few tokens inside a sentence."""
     server, clips, _ = env
     params = tts_params(clips[0], text="Good morning. See you soon.", seed=3, min_chunk_length=4)
@@ -158,12 +159,14 @@ def test_every_split_method_is_accepted(env):
 
 def test_set_refer_audio_gives_a_default_reference(env):
     server, clips, _ = env
-    assert requests.get(f"{server.url}/set_refer_audio", timeout=30).json() == {
+    keyed = server.key_headers
+    assert requests.get(f"{server.url}/set_refer_audio", headers=keyed, timeout=30).json() == {
         "message": "refer audio path is required"
     }
     ok = requests.get(
         f"{server.url}/set_refer_audio",
         params={"refer_audio_path": str(clips[1].path), "prompt_text": clips[1].text, "prompt_lang": "en"},
+        headers=keyed,
         timeout=60,
     )
     assert ok.status_code == 200 and ok.json() == {"message": "success"}
@@ -175,28 +178,34 @@ def test_set_refer_audio_gives_a_default_reference(env):
 
 def test_set_weights_messages_and_swap(env, tiny_s1_ckpt, tiny_s2_pth):
     server, clips, workspace = env
+    keyed = server.key_headers
     for kind in ("gpt", "sovits"):
-        r = requests.get(f"{server.url}/set_{kind}_weights", timeout=30)
+        r = requests.get(f"{server.url}/set_{kind}_weights", headers=keyed, timeout=30)
         assert r.status_code == 400 and r.json() == {"message": f"{kind} weight path is required"}
         junk = workspace / f"junk_{kind}.bin"
         junk.write_bytes(b"not a checkpoint")
-        r = requests.get(f"{server.url}/set_{kind}_weights", params={"weights_path": str(junk)}, timeout=60)
+        r = requests.get(
+            f"{server.url}/set_{kind}_weights", params={"weights_path": str(junk)}, headers=keyed, timeout=60
+        )
         assert r.status_code == 400
         assert r.json()["message"] == f"change {kind} weight failed" and r.json()["Exception"]
     copy = workspace / "models" / "my_gpt.ckpt"
     copy.parent.mkdir(exist_ok=True)
     shutil.copyfile(tiny_s1_ckpt, copy)
-    r = requests.get(f"{server.url}/set_gpt_weights", params={"weights_path": "models/my_gpt.ckpt"}, timeout=120)
+    r = requests.get(
+        f"{server.url}/set_gpt_weights", params={"weights_path": "models/my_gpt.ckpt"}, headers=keyed, timeout=120
+    )
     assert r.status_code == 200 and r.json() == {"message": "success"}
     assert requests.get(f"{server.url}/tts", params=tts_params(clips[0]), timeout=120).status_code == 200
 
 
 def test_control_needs_a_known_command(env):
     server, _, _ = env
-    assert requests.get(f"{server.url}/control", timeout=30).json() == {"message": "command is required"}
-    r = requests.get(f"{server.url}/control", params={"command": "dance"}, timeout=30)
+    keyed = server.key_headers
+    assert requests.get(f"{server.url}/control", headers=keyed, timeout=30).json() == {"message": "command is required"}
+    r = requests.get(f"{server.url}/control", params={"command": "dance"}, headers=keyed, timeout=30)
     assert r.status_code == 400 and "not supported" in r.json()["message"]
-    r = requests.get(f"{server.url}/control", params={"command": "restart"}, timeout=120)
+    r = requests.get(f"{server.url}/control", params={"command": "restart"}, headers=keyed, timeout=120)
     assert r.status_code == 200
     assert requests.get(f"{server.url}/tts", params=tts_params(env[1][0]), timeout=120).status_code == 200
 

@@ -25,16 +25,18 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
-from studio.api.audio_encoding import AI_HEADER, MEDIA_TYPES, encode, to_int16, wav_stream_header
+from studio.api.audio_encoding import AI_HEADER, MEDIA_TYPES, StreamEncoder, encode
 from studio.api.engine import ApiEngine, Reference
-from studio.api.queue import Job
+from studio.api.queue import Job, cancel_on_disconnect
 from studio.api.security import ApiError, bearer_scheme
-from studio.inference.requests import SynthesisRequest
+from studio.inference.requests import SEED_MAX, SynthesisRequest
 from studio.text.sentence_split import UPSTREAM_NAMES
 
 _LOGGER = logging.getLogger(__name__)
 
 V2_MEDIA_TYPES = ("wav", "raw", "ogg", "aac")
+MAX_BATCH_SIZE = 200  # upstream's WebUI slider goes to 200; the engine batches at most ENGINE_BATCH_SIZE
+ENGINE_BATCH_SIZE = 64
 STREAMING_MODE_ERROR = "the value of streaming_mode must be 0, 1, 2, 3(int) or true/false(bool)"
 
 
@@ -44,6 +46,14 @@ def get_engine(request: Request) -> ApiEngine:
 
 def authorize(request: Request, _credentials=Depends(bearer_scheme)) -> None:
     get_engine(request).keys.verify(request)
+
+
+def authorize_change(request: Request) -> None:
+    """State-changing routes need a key even when synthesis needs none (a GET from an <img> must not do it)."""
+    get_engine(request).control_keys.verify(request)
+
+
+_CHANGES = [Depends(authorize_change)]
 
 
 _ERROR = {"content": {"application/json": {"example": {"message": "text is required"}}}}
@@ -75,7 +85,7 @@ class TTSParams(BaseModel):
     fragment_interval: float = 0.3
     seed: int = -1
     media_type: str = "wav"
-    streaming_mode: bool | int = False
+    streaming_mode: bool | int | str = False
     parallel_infer: bool = True
     repetition_penalty: float = 1.35
     sample_steps: int = 32
@@ -85,15 +95,17 @@ class TTSParams(BaseModel):
 
 
 @router.get("/tts", response_class=Response, responses={200: _AUDIO})
-async def tts_get(params: Annotated[TTSParams, Query()], engine: ApiEngine = Depends(get_engine)) -> Response:
+async def tts_get(
+    request: Request, params: Annotated[TTSParams, Query()], engine: ApiEngine = Depends(get_engine)
+) -> Response:
     """Synthesise speech (query parameters)."""
-    return await tts(engine, params)
+    return await tts(engine, params, request)
 
 
 @router.post("/tts", response_class=Response, responses={200: _AUDIO})
-async def tts_post(params: TTSParams, engine: ApiEngine = Depends(get_engine)) -> Response:
+async def tts_post(request: Request, params: TTSParams, engine: ApiEngine = Depends(get_engine)) -> Response:
     """Synthesise speech (JSON body)."""
-    return await tts(engine, params)
+    return await tts(engine, params, request)
 
 
 def parse_streaming_mode(value: bool | int | str | None) -> int:
@@ -129,6 +141,17 @@ def check_params(engine: ApiEngine, p: TTSParams) -> None:
         raise ApiError(400, f"media_type: {p.media_type} is not supported")
     if p.text_split_method not in UPSTREAM_NAMES:
         raise ApiError(400, f"text_split_method:{p.text_split_method} is not supported")
+    limit = engine.settings.max_text_chars
+    if len(p.text) > limit:
+        raise ApiError(
+            400,
+            f"text is too long: {len(p.text):,} characters, this server takes at most {limit:,} per request",
+            hint="Send the text in several requests, or start the server with a larger --max-text-chars.",
+        )
+    if not 1 <= p.batch_size <= MAX_BATCH_SIZE:
+        raise ApiError(400, f"batch_size must be between 1 and {MAX_BATCH_SIZE} (got {p.batch_size})")
+    if not -1 <= p.seed <= SEED_MAX:
+        raise ApiError(400, f"seed must be between 0 and {SEED_MAX}, or -1 for a random seed (got {p.seed})")
 
 
 def build_request(engine: ApiEngine, p: TTSParams, mode: int) -> SynthesisRequest:
@@ -155,7 +178,7 @@ def build_request(engine: ApiEngine, p: TTSParams, mode: int) -> SynthesisReques
         speed=p.speed_factor,
         pause_s=p.fragment_interval,
         split=p.text_split_method,
-        batch_size=min(max(p.batch_size, 1), 64),  # the engine batches at most 64 sentences
+        batch_size=min(p.batch_size, ENGINE_BATCH_SIZE),  # larger batches (accepted as upstream) run as 64
         seed=None if p.seed < 0 else p.seed,
         stream_tokens=p.min_chunk_length if mode in (2, 3) else 0,
         stream_at_silence=mode == 2,
@@ -167,55 +190,52 @@ async def first_chunk(job: Job):
     return await job.first(lambda exc: ApiError(400, "tts failed", exception=str(exc)))
 
 
-async def tts(engine: ApiEngine, p: TTSParams) -> Response:
+async def tts(engine: ApiEngine, p: TTSParams, http: Request) -> Response:
     mode = parse_streaming_mode(p.streaming_mode)
     check_params(engine, p)
     request = build_request(engine, p, mode)
-    job = engine.submit(request)
-    first = await first_chunk(job)
-    media_type = MEDIA_TYPES[p.media_type]
-    if mode == 0:
+    async with cancel_on_disconnect(engine.submit(request), http.is_disconnected) as job:
+        first = await first_chunk(job)
+        media_type = MEDIA_TYPES[p.media_type]
+        if mode != 0:
+            return StreamingResponse(
+                _stream_body(job, first, p.media_type, engine.sample_rate), media_type=media_type, headers=AI_HEADER
+            )
         chunks = [first] if first is not None else []
         try:
             chunks += [chunk async for chunk in job]
         except Exception as exc:
             raise ApiError(400, "tts failed", exception=str(exc)) from exc
-        audio = np.concatenate([c.audio for c in chunks]) if chunks else np.zeros(0, np.float32)
-        body = await run_in_threadpool(encode, audio, engine.sample_rate, p.media_type)
-        return Response(body, media_type=media_type, headers=AI_HEADER)
-    return StreamingResponse(
-        _stream_body(job, first, p.media_type, engine.sample_rate), media_type=media_type, headers=AI_HEADER
-    )
+    if job.cancelled:  # the client has gone; nobody reads this
+        return Response(status_code=499)
+    audio = np.concatenate([c.audio for c in chunks]) if chunks else np.zeros(0, np.float32)
+    body = await run_in_threadpool(encode, audio, engine.sample_rate, p.media_type)
+    return Response(body, media_type=media_type, headers=AI_HEADER)
 
 
 async def _stream_body(job: Job, first, fmt: str, sample_rate: int):
-    """WAV: a 0-frame header then raw int16; raw: int16; ogg/aac: each chunk a complete stream (chained)."""
-
-    def pack(chunk) -> bytes:
-        if fmt in ("wav", "raw"):
-            return to_int16(chunk.audio).tobytes()
-        return encode(chunk.audio, sample_rate, fmt)
-
+    """One readable stream: WAV = a header of unknown size then int16; raw = int16; ogg = one Vorbis stream
+    fed chunk by chunk; aac = ADTS frames (self-delimiting)."""
+    encoder = StreamEncoder(fmt, sample_rate)
     try:
-        if fmt == "wav":
-            yield wav_stream_header(sample_rate)
         if first is not None:
-            yield await run_in_threadpool(pack, first)
+            yield await run_in_threadpool(encoder.push, first.audio)
         async for chunk in job:
-            yield await run_in_threadpool(pack, chunk)
+            yield await run_in_threadpool(encoder.push, chunk.audio)
+        yield await run_in_threadpool(encoder.finish)
     except Exception:  # the status line is gone: the stream just ends early
         _LOGGER.exception("streaming synthesis failed")
     finally:
         job.cancel()
 
 
-@router.get("/set_gpt_weights")
+@router.get("/set_gpt_weights", dependencies=_CHANGES)
 async def set_gpt_weights(weights_path: str | None = None, engine: ApiEngine = Depends(get_engine)):
     """Load another GPT (``.ckpt``) for the following requests."""
     return await _set_weights(engine, weights_path, "gpt")
 
 
-@router.get("/set_sovits_weights")
+@router.get("/set_sovits_weights", dependencies=_CHANGES)
 async def set_sovits_weights(weights_path: str | None = None, engine: ApiEngine = Depends(get_engine)):
     """Load another SoVITS (``.pth``) for the following requests."""
     return await _set_weights(engine, weights_path, "sovits")
@@ -234,7 +254,7 @@ async def _set_weights(engine: ApiEngine, weights_path: str | None, kind: str) -
     return JSONResponse({"message": "success"})
 
 
-@router.get("/set_refer_audio")
+@router.get("/set_refer_audio", dependencies=_CHANGES)
 async def set_refer_audio(
     refer_audio_path: str | None = None,
     prompt_text: str | None = None,
@@ -258,7 +278,7 @@ async def set_refer_audio(
     return JSONResponse({"message": "success"})
 
 
-@router.get("/control")
+@router.get("/control", dependencies=_CHANGES)
 async def control(request: Request, background: BackgroundTasks, command: str | None = None) -> JSONResponse:
     """``restart``: reload the models (``studio serve`` re-executes itself); ``exit``: stop the server gracefully."""
     if not command:

@@ -11,25 +11,20 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from studio import __version__
 from studio.api import api_v2, openai
 from studio.api.config import ServerSettings
 from studio.api.engine import ApiEngine
+from studio.api.middleware import BodyLimit, LocalGuard, error_body
 from studio.api.security import ApiError
 from studio.errors import StudioError
 from studio.services.synthesis import SynthesisService
 
 _LOGGER = logging.getLogger(__name__)
-
-_OPENAI_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    503: "server_busy",
-}
 
 
 class ServerControl:
@@ -77,7 +72,9 @@ def create_app(settings: ServerSettings, *, service: SynthesisService | None = N
         version=__version__,
         description="GPT-SoVITS api_v2 compatible speech synthesis, plus OpenAI-compatible `/v1/audio/speech`. "
         "File paths in requests must lie inside the workspace, `pretrained/` or a folder allowed with "
-        "`--allow-dir`. When the server has an API key, send `Authorization: Bearer <key>`.",
+        "`--allow-dir`. State-changing routes (`/set_*`, `/control`) need the API key (`Authorization: Bearer "
+        "<key>` or `X-API-Key`); when the server was started with `--api-key`, every route does. Requests from "
+        "web pages of other sites are refused.",
         lifespan=lifespan,
     )
     app.state.engine = engine
@@ -86,6 +83,11 @@ def create_app(settings: ServerSettings, *, service: SynthesisService | None = N
     app.include_router(openai.router)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StudioError, _studio_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    # add_middleware wraps: the guard runs first, then the body limit
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(LocalGuard, host=settings.host, allow_origins=settings.allow_origins)
 
     @app.get("/", tags=["server"])
     async def about() -> dict:
@@ -102,31 +104,53 @@ def create_app(settings: ServerSettings, *, service: SynthesisService | None = N
     return app
 
 
-def error_body(path: str, status: int, message: str, exception: str | None = None) -> dict:
-    """OpenAI's ``{"error": {...}}`` under ``/v1``, api_v2's ``{"message": ...}`` everywhere else."""
-    if path.startswith("/v1/") or path == "/v1":
-        return {
-            "error": {
-                "message": message if exception is None else f"{message}: {exception}",
-                "type": _OPENAI_ERROR_TYPES.get(status, "server_error"),
-                "param": None,
-                "code": "invalid_api_key" if status == 401 else None,
-            }
-        }
-    body = {"message": message}
-    if exception is not None:
-        body["Exception"] = exception
-    return body
-
-
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     if exc.status == 503:
         headers = {"Retry-After": "1"}
     return JSONResponse(
-        error_body(request.url.path, exc.status, str(exc), exc.exception), status_code=exc.status, headers=headers
+        error_body(request.url.path, exc.status, str(exc), exc.exception, param=exc.param),
+        status_code=exc.status,
+        headers=headers,
     )
 
 
 async def _studio_error(request: Request, exc: StudioError) -> JSONResponse:
     return JSONResponse(error_body(request.url.path, 400, str(exc)), status_code=400)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """404, 405, 413 …: the route family's shape instead of FastAPI's ``{"detail": …}``."""
+    message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    return JSONResponse(
+        error_body(request.url.path, exc.status_code, message), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A bad parameter: 400 naming it, in the route family's shape (OpenAI: ``param`` set), never a 422."""
+    first = exc.errors()[0] if exc.errors() else {}
+    where = [str(p) for p in first.get("loc", ()) if p not in ("body", "query")]
+    param = ".".join(where) or None
+    message = validation_message(first)
+    if param:
+        message = f"{param}: {message}"
+    return JSONResponse(error_body(request.url.path, 400, message, param=param), status_code=400)
+
+
+def validation_message(error: dict) -> str:
+    """Pydantic's wording, with the limits spelled out ("must be at most 4096 characters")."""
+    ctx = error.get("ctx") or {}
+    kind = error.get("type", "")
+    limits = {
+        "string_too_long": lambda: f"must be at most {ctx.get('max_length')} characters",
+        "string_too_short": lambda: f"must be at least {ctx.get('min_length')} character(s)",
+        "less_than_equal": lambda: f"must be at most {ctx.get('le')}",
+        "greater_than_equal": lambda: f"must be at least {ctx.get('ge')}",
+        "less_than": lambda: f"must be less than {ctx.get('lt')}",
+        "greater_than": lambda: f"must be greater than {ctx.get('gt')}",
+        "missing": lambda: "is required",
+    }
+    if kind in limits:
+        return limits[kind]()
+    return str(error.get("msg", "is not valid"))

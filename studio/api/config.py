@@ -12,6 +12,8 @@ from studio.workspace import default_workspace_root
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9880
 DEFAULT_QUEUE_SIZE = 16
+MAX_TEXT_CHARS = 4096  # the longest ``text``/``input`` a request may send (OpenAI's own limit)
+MAX_BODY_BYTES = 1 << 20  # a request body larger than this is refused with 413
 
 
 @dataclass
@@ -25,6 +27,12 @@ class ServerSettings:
     * ``queue_size``: how many requests may wait behind the one being synthesised; more get a 503.
     * ``max_tokens_per_sentence``: a cap on semantic tokens per sentence (1500 = upstream's; lower it for
       untrained or tiny models that never say "stop").
+    * ``api_key``: the key the user gave (``--api-key``/``$STUDIO_API_KEY``): every route then needs it.
+      ``control_key``: the key state-changing routes (``/set_*``, ``/control``) need; defaults to ``api_key``,
+      else to the workspace's stored per-install key (``studio.services.api_key``).
+    * ``host``/``allow_origins``: the host the server answers to besides localhost and IP addresses, and web
+      origins (``http://host:port``) besides its own whose pages may call it (see ``studio.api.middleware``).
+    * ``max_text_chars``/``max_body_bytes``: the longest text a request may synthesise, the largest body.
     * ``length_retries``: re-generate a sentence whose length is implausible for its text (skipped or repeated
       words) up to this many times; 0 (default) = upstream's behaviour. Not applied to streaming modes 2–3.
     """
@@ -40,6 +48,11 @@ class ServerSettings:
     ref_text: str = ""
     ref_lang: str = "auto"
     api_key: str | None = None
+    control_key: str | None = None
+    host: str = DEFAULT_HOST
+    allow_origins: tuple[str, ...] = ()
+    max_text_chars: int = MAX_TEXT_CHARS
+    max_body_bytes: int = MAX_BODY_BYTES
     allow_dirs: tuple[Path, ...] = ()
     queue_size: int = DEFAULT_QUEUE_SIZE
     device: str | None = None
@@ -53,5 +66,13 @@ class ServerSettings:
         self.allow_dirs = tuple(Path(p).expanduser() for p in self.allow_dirs)
         if self.queue_size < 0:
             raise StudioError(f"The queue size must be 0 or more (got {self.queue_size}).")
+        if self.api_key:
+            self.control_key = self.api_key
+        elif not self.control_key:
+            from studio.services.api_key import install_key
+
+            self.control_key = install_key(self.workspace)
+        if self.max_text_chars < 1 or self.max_body_bytes < 1024:
+            raise StudioError("The text limit must be at least 1 character and the body limit at least 1024 bytes.")
         if not 0 <= self.length_retries <= 10:
             raise StudioError(f"Length retries must be between 0 and 10 (got {self.length_retries}).")

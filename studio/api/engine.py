@@ -62,6 +62,12 @@ class ApiEngine:
             base=settings.workspace,
         )
         self.keys = ApiKeyCheck(settings.api_key)
+        self.control_keys = ApiKeyCheck(
+            settings.control_key,
+            "This request changes the server, so it needs the API key: send 'Authorization: Bearer <key>' "
+            "(or 'X-API-Key: <key>'). The key is printed when the server starts and kept in "
+            f"{settings.workspace / 'config' / 'api_key'} unless --api-key or $STUDIO_API_KEY set one.",
+        )
         self.queue = InferenceQueue(settings.queue_size, name=str(self.service.device))
         self.version = "v2"
         self.sample_rate = OUTPUT_SAMPLE_RATE

@@ -20,16 +20,16 @@ from pydantic import BaseModel, Field
 
 from studio.api.api_v2 import authorize, get_engine
 from studio.api.audio_encoding import AI_HEADER, MEDIA_TYPES, Int16Resampler, encode
+from studio.api.config import MAX_TEXT_CHARS
 from studio.api.engine import ApiEngine, VoiceChoice
-from studio.api.queue import Job
+from studio.api.queue import Job, cancel_on_disconnect
 from studio.api.security import ApiError
 from studio.errors import StudioError
-from studio.inference.requests import SynthesisRequest
+from studio.inference.requests import SEED_MAX, SynthesisRequest
 
 OPENAI_VOICES = frozenset("alloy ash ballad cedar coral echo fable marin nova onyx sage shimmer verse".split())
 MODELS = ("sovits-studio", "tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 PCM_RATE = 24000
-MAX_INPUT_CHARS = 4096
 
 _ERROR = {"content": {"application/json": {"example": {"error": {"message": "...", "type": "invalid_request_error"}}}}}
 router = APIRouter(
@@ -48,14 +48,16 @@ class SpeechRequest(BaseModel):
     """OpenAI's ``audio.speech.create`` body, plus a few sampling extensions."""
 
     model: str = Field("sovits-studio", description="Accepted for compatibility; the voice decides the models.")
-    input: str = Field(..., min_length=1, max_length=MAX_INPUT_CHARS)
+    input: str = Field(..., min_length=1, description=f"At most {MAX_TEXT_CHARS} characters (the server's limit).")
     voice: str | VoiceId = Field("default", description='A voice of the library, or "default".')
     response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
     speed: float = Field(1.0, ge=0.25, le=4.0)
     instructions: str | None = Field(None, description="Accepted and ignored (no style prompts in GPT-SoVITS).")
     stream_format: Literal["audio"] | None = "audio"
     lang: str | None = Field(None, description="Language mode (auto, en, zh, ja, …); default from the voice.")
-    seed: int | None = Field(None, description="Fixed seed for repeatable output; unset or < 0 = random.")
+    seed: int | None = Field(
+        None, le=SEED_MAX, description=f"Fixed seed (0–{SEED_MAX}) for repeatable output; unset or < 0 = random."
+    )
     top_k: int | None = Field(None, ge=1, le=1025)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
@@ -71,20 +73,26 @@ _SPEECH_200 = {
 
 
 @router.post("/audio/speech", response_class=Response, responses={200: _SPEECH_200})
-async def create_speech(body: SpeechRequest, engine: ApiEngine = Depends(get_engine)) -> Response:
+async def create_speech(http: Request, body: SpeechRequest, engine: ApiEngine = Depends(get_engine)) -> Response:
     """Turn ``input`` into speech with ``voice``."""
+    limit = engine.settings.max_text_chars
+    if len(body.input) > limit:
+        raise ApiError(400, f"input is too long: {len(body.input):,} characters (at most {limit:,})", param="input")
     voice = _resolve_voice(engine, body.voice.id if isinstance(body.voice, VoiceId) else body.voice)
     request = _build_request(engine, body, voice)
-    job = engine.submit(request, voice)
-    first = await job.first(_synthesis_error)
     fmt = body.response_format
-    if fmt == "pcm":
-        return StreamingResponse(_pcm_stream(job, first, engine.sample_rate), media_type="audio/pcm", headers=AI_HEADER)
-    chunks = [first] if first is not None else []
-    try:
-        chunks += [chunk async for chunk in job]
-    except Exception as exc:
-        raise _synthesis_error(exc) from exc
+    async with cancel_on_disconnect(engine.submit(request, voice), http.is_disconnected) as job:
+        first = await job.first(_synthesis_error)
+        if fmt == "pcm":
+            stream = _pcm_stream(job, first, engine.sample_rate)
+            return StreamingResponse(stream, media_type="audio/pcm", headers=AI_HEADER)
+        chunks = [first] if first is not None else []
+        try:
+            chunks += [chunk async for chunk in job]
+        except Exception as exc:
+            raise _synthesis_error(exc) from exc
+    if job.cancelled:  # the client has gone; nobody reads this
+        return Response(status_code=499)
     audio = np.concatenate([c.audio for c in chunks]) if chunks else np.zeros(0, np.float32)
     data = await run_in_threadpool(encode, audio, engine.sample_rate, fmt)
     return Response(data, media_type=MEDIA_TYPES[fmt], headers=AI_HEADER)

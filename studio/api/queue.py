@@ -5,6 +5,8 @@ items out of it and hands each one to the waiting HTTP handler through that job'
 response only ever receives what its own job produced. At most ``max_waiting`` jobs wait behind the running
 one; :meth:`InferenceQueue.submit` refuses more with :class:`QueueFullError` (the API answers 503).
 A client that goes away cancels its job: a waiting job is skipped, a running one stops after the item it is on.
+:func:`cancel_on_disconnect` is how a handler notices that while it waits (streaming responses notice it
+themselves: Starlette stops their body, whose ``finally`` cancels the job).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from studio.errors import StudioError
@@ -80,6 +83,28 @@ class Job:
 
     async def __anext__(self) -> Any:
         return await self.next()
+
+
+@asynccontextmanager
+async def cancel_on_disconnect(
+    job: Job, is_disconnected: Callable[[], Awaitable[bool]], every_s: float = 0.25
+) -> AsyncIterator[Job]:
+    """While the block runs, poll ``is_disconnected`` (e.g. ``request.is_disconnected``) and cancel ``job``
+    when the client has hung up, so a long request whose client is gone stops using the worker."""
+
+    async def watch() -> None:
+        while not job.cancelled and not job._finished:
+            if await is_disconnected():
+                _LOGGER.info("client went away: synthesis job cancelled")
+                job.cancel()
+                return
+            await asyncio.sleep(every_s)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield job
+    finally:
+        watcher.cancel()
 
 
 class InferenceQueue:

@@ -24,10 +24,19 @@ bearer_scheme = HTTPBearer(auto_error=False, description="The key given to `stud
 class ApiError(StudioError):
     """An error answered with ``status`` and a JSON body (shape chosen per route family by the app)."""
 
-    def __init__(self, status: int, message: str, *, exception: str | None = None, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        exception: str | None = None,
+        hint: str | None = None,
+        param: str | None = None,
+    ) -> None:
         super().__init__(message, hint=hint)
         self.status = status
         self.exception = exception
+        self.param = param  # the request field at fault (OpenAI's error ``param``)
 
 
 class PathGuard:
@@ -77,10 +86,14 @@ def _resolve(path: Path) -> Path:
 
 
 class ApiKeyCheck:
-    """Compares the request's ``Authorization: Bearer KEY`` (or ``X-API-Key``) with the server's key."""
+    """Compares the request's ``Authorization: Bearer KEY`` (or ``X-API-Key``) with the server's key.
 
-    def __init__(self, key: str | None) -> None:
+    ``missing`` is the 401 message when no key was sent (the state-changing routes say where the key is).
+    """
+
+    def __init__(self, key: str | None, missing: str | None = None) -> None:
         self.key = key or None
+        self.missing = missing or "An API key is required: send the header 'Authorization: Bearer <key>'."
 
     @property
     def enabled(self) -> bool:
@@ -94,6 +107,6 @@ class ApiKeyCheck:
         if given is None and auth[:7].lower() == "bearer ":
             given = auth[7:].strip()
         if not given:
-            raise ApiError(401, "An API key is required: send the header 'Authorization: Bearer <key>'.")
+            raise ApiError(401, self.missing)
         if not hmac.compare_digest(given.encode("utf-8"), self.key.encode("utf-8")):
             raise ApiError(401, "The API key is not valid.")

@@ -11,6 +11,7 @@ from studio.errors import StudioError
 from studio.text.user_lexicon import UserLexicon
 
 OUTPUT_SAMPLE_RATE = 32000
+SEED_MAX = 2**32 - 1  # what every seeded generator here (torch, numpy, random) accepts alike
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class SynthesisRequest:
             (1 <= self.max_tokens_per_sentence <= 1500, "max_tokens_per_sentence must be 1–1500"),
             (self.stream_tokens >= 0, "stream_tokens must be ≥ 0"),
             (0 <= self.length_retries <= 10, "length_retries must be between 0 and 10"),
+            (self.seed is None or self.seed <= SEED_MAX, f"seed must be between 0 and {SEED_MAX} (-1 = random)"),
         ]
         for ok, message in checks:
             if not ok:
