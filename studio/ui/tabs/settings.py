@@ -15,7 +15,8 @@ from studio.ui.i18n import LANGUAGES
 
 MIRROR_ENDPOINT = "https://hf-mirror.com"
 SOURCES = [("Hugging Face (huggingface.co)", "hf"), ("Mirror (hf-mirror.com)", "mirror"), ("Other address", "custom")]
-HEADERS = ["File", "What it is for", "Present"]
+HEADERS = ["File", "What it is for", "Versions", "Present"]
+BASE_CHOICES = [("v2", "v2"), ("v2Pro", "v2Pro"), ("v2ProPlus (best)", "v2ProPlus")]
 
 
 class _Cancelled(Exception):
@@ -28,21 +29,36 @@ class SettingsHandlers:
 
     def status(self):
         """The file table (plain HTML: every row shows, nothing to scroll inside) and the summary line."""
+        from studio.pretrained import ALL_FILES, BASE_VERSIONS
+
         t = self.ui.t
+        assets = self.studio.pretrained
         rows = [
-            [f.path, t(f.purpose), "✓" if present else ("✗" if f.required else t("optional"))]
-            for f, present in self.studio.pretrained.status()
+            [
+                f.path,
+                t(f.purpose),
+                t("all") if f.versions == BASE_VERSIONS else ", ".join(f.versions),
+                "✓" if present else ("✗" if f.required else t("optional")),
+            ]
+            for f, present in assets.status(ALL_FILES)
         ]
         head = "".join(f"<th>{escape(t(h))}</th>" for h in HEADERS)
         body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
         table = f'<table class="studio-files"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-        missing = self.studio.pretrained.missing()
+        missing = [] if assets.best_base() else assets.missing()  # v2's files when no base is complete
         if missing:
             summary = t("{n} required file(s) missing. Choose a source and press Download.", n=len(missing))
         else:
             summary = t("All required base files are present.")
-        root = t("Folder in use: {path}", path=f"`{self.studio.pretrained.root}`")
-        return table, f"{summary}  \n{root}"
+        best = assets.best_base()
+        complete = [v for v in BASE_VERSIONS if assets.has_base(v)]
+        bases = (
+            t("Complete bases: {versions}; training starts from {best}.", versions=", ".join(complete), best=best)
+            if best
+            else t("No base version is complete yet.")
+        )
+        root = t("Folder in use: {path}", path=f"`{assets.root}`")
+        return table, f"{summary}  \n{bases}  \n{root}"
 
     def use_folder(self, folder: str):
         """Switch to an existing models folder (checked first), remember it in the workspace settings."""
@@ -64,12 +80,14 @@ class SettingsHandlers:
             return url
         return os.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT) if source == "env" else DEFAULT_ENDPOINT
 
-    def download(self, source: str, custom: str, progress=None):
-        """Fetch the missing files in a thread; report progress every half second; Stop cancels it."""
-        from studio.pretrained import download
+    def download(self, source: str, custom: str, progress=None, version: str = "v2"):
+        """Fetch the missing files of base ``version`` in a thread; report progress every half second; Stop
+        cancels it."""
+        from studio.pretrained import download, files_for
 
         endpoint = self.endpoint(source, custom)
-        if not self.studio.pretrained.missing(required_only=False):
+        files = files_for(version or "v2")
+        if not self.studio.pretrained.missing(files, required_only=False):
             info(self.ui.t("All base files are already present."))
             yield self.status()
             return
@@ -83,7 +101,7 @@ class SettingsHandlers:
 
         def work() -> None:
             try:
-                download(self.studio.pretrained.root, endpoint=endpoint, on_progress=on_progress)
+                download(self.studio.pretrained.root, files, endpoint=endpoint, on_progress=on_progress)
             except _Cancelled:
                 pass
             except Exception as exc:  # noqa: BLE001 - handed to the UI thread below
@@ -196,6 +214,15 @@ def build_settings_tab(studio, ui: UIContext) -> None:
                 )
             )
             custom = ui.tr(gr.Textbox(label="Mirror address", placeholder="https://…", visible=False))
+            base_version = ui.tr(
+                gr.Radio(
+                    BASE_CHOICES,
+                    value="v2",
+                    label="Base version to download",
+                    info="v2ProPlus clones a voice most closely (upstream's recommendation); v2 is the smallest.",
+                    elem_id="models-version",
+                )
+            )
             with gr.Row():
                 download_btn = ui.tr(gr.Button("Download missing files", variant="primary", elem_id="models-download"))
                 stop_btn = ui.tr(gr.Button("Stop", variant="stop"))
@@ -217,11 +244,15 @@ def build_settings_tab(studio, ui: UIContext) -> None:
                 pron_save = ui.tr(gr.Button("Save pronunciations", variant="primary", elem_id="pron-save"))
                 pron_status = gr.Markdown(elem_id="pron-status")
 
-    def download(source_value, custom_value, progress=gr.Progress()):
-        yield from h.download(source_value, custom_value, progress=progress)
+    def download(source_value, custom_value, version_value, progress=gr.Progress()):
+        yield from h.download(source_value, custom_value, progress=progress, version=version_value)
 
     event = download_btn.click(
-        guarded(download), [source, custom], [table, summary], concurrency_limit=1, concurrency_id="download"
+        guarded(download),
+        [source, custom, base_version],
+        [table, summary],
+        concurrency_limit=1,
+        concurrency_id="download",
     )
     stop_btn.click(None, None, None, cancels=[event])
     refresh_btn.click(guarded(h.status), None, [table, summary])

@@ -44,7 +44,8 @@ class SynthesizeHandlers:
         return self.studio.takes.store
 
     def voice_choices(self) -> list[tuple[str, str]]:
-        library = [(v.name, v.name) for v in self.studio.voices.list()]
+        voices = self.studio.voices
+        library = [(f"{v.name} · {voices.model_version(v)}", v.name) for v in voices.list()]  # "alice · v2ProPlus"
         return [(self.ui.t(ZERO_SHOT_LABEL), ZERO_SHOT), *library]
 
     def refresh_voices(self, current: str | None):
@@ -69,7 +70,8 @@ class SynthesizeHandlers:
         import gradio as gr
 
         t = self.ui.t
-        missing = self.studio.pretrained.missing() if voice == ZERO_SHOT else []
+        assets = self.studio.pretrained
+        missing = assets.missing() if voice == ZERO_SHOT and not assets.best_base() else []
         if missing:
             reason = t("Base model files are missing: open Models & Settings to download them.")
         elif voice == ZERO_SHOT and not ref_audio:

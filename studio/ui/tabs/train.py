@@ -91,7 +91,15 @@ class TrainHandlers:
         )
         if cfg.max_steps:
             text += " " + self.t("train.plan_steps", steps=cfg.max_steps)
-        return text, gr.update(interactive=True)
+        return text + "\n\n" + self.base_text(), gr.update(interactive=True)
+
+    def base_text(self, requested: str | None = None) -> str:
+        """Which base model the run starts from and why, with a tip when a better base could be downloaded."""
+        choice = self.training.base_choice(requested)
+        text = self.t(f"train.base_{choice.reason}", version=choice.version)
+        if choice.version == "v2" and "v2ProPlus" not in choice.present:
+            text += " " + self.t("train.base_upgrade")
+        return text
 
     def consent_fields(self, project: Any) -> tuple:
         name = project_name(project, self.ui)
