@@ -13,7 +13,7 @@ import numpy as np
 
 from studio.audio.io import MAX_DURATION_S, AudioInfo, load_audio, probe_audio
 from studio.audio.silence import level_stats
-from studio.dataprep.lint import clipped_fraction
+from studio.dataprep.quality import ClippingMap, InputFormat, bits_per_sample, clipping_map
 from studio.dataprep.slicing import safe_stem
 from studio.errors import AudioError
 
@@ -33,6 +33,12 @@ class ImportedSource:
     channels: int
     duration_s: float
     clipped_fraction: float
+    bits: int | None = None  # bit depth of PCM/companded input; None for compressed or float formats
+    clipping: ClippingMap | None = None  # measured on the original decode, before any cleaning
+
+    @property
+    def input_format(self) -> InputFormat:
+        return InputFormat(self.sample_rate, self.bits)
 
     def to_dict(self) -> dict:
         return {
@@ -44,6 +50,8 @@ class ImportedSource:
             "channels": self.channels,
             "duration_s": round(self.duration_s, 3),
             "clipped_fraction": round(self.clipped_fraction, 5),
+            "bits": self.bits,
+            **({"clipping": self.clipping.to_dict()} if self.clipping is not None else {}),
         }
 
 
@@ -95,6 +103,7 @@ def import_files(
         raw_path = raw_dir / f"{stem}{path.suffix.lower()}"
         raw_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, raw_path)
+        clipping = clipping_map(audio, sr)
         source = ImportedSource(
             stem=stem,
             original=path.resolve(),
@@ -103,7 +112,9 @@ def import_files(
             sample_rate=sr,
             channels=info.channels,
             duration_s=len(audio) / sr,
-            clipped_fraction=clipped_fraction(audio),
+            clipped_fraction=clipping.damage().fraction,
+            bits=bits_per_sample(info.codec),
+            clipping=clipping,
         )
         _LOGGER.info("imported %s as %s (%.1f s, %d Hz)", path, stem, source.duration_s, sr)
         out.append((source, audio))

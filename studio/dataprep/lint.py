@@ -16,18 +16,20 @@ import numpy as np
 
 from studio.audio.io import load_audio
 from studio.audio.silence import edge_silence_s, level_stats
-from studio.corpus import PHONES_PER_SECOND, DatasetEntry, text_for_phones
+from studio.corpus import DatasetEntry
+from studio.dataprep.quality import NO_SOURCES, ClipDamage, InputFormat, SourceFacts, clipped_fraction, clipped_runs
 from studio.errors import AudioError
 
 _LOGGER = logging.getLogger(__name__)
 
 ERROR, WARNING, INFO = "error", "warning", "info"
+NOT_FOR_REFERENCE = ("clipping", "low_confidence", "low_sample_rate", "low_bit_depth", "no_text")
 
 
 @dataclass
 class LintConfig:
     min_s: float = 0.6  # upstream drops shorter clips from training
-    short_s: float = 2.0
+    short_s: float = 3.0  # the slicer aims for 4–10 s; a split or a stray fragment can be shorter
     long_s: float = 12.0
     max_s: float = 25.0
     min_snr_db: float = 15.0
@@ -36,8 +38,12 @@ class LintConfig:
     edge_silence_s: float = 1.0
     clip_warn: float = 0.001  # share of clipped samples
     clip_error: float = 0.01
+    clip_run_warn_ms: float = 1.0  # one flat top this long is an audible crack even when the share is tiny
     min_avg_logprob: float = -0.8
     min_language_probability: float = 0.6
+    min_word_probability: float = 0.2  # calibrated on shared/voices: see lint_checks.py
+    max_no_speech_prob: float = 0.6
+    max_compression_ratio: float = 2.4
     min_usable_minutes: float = 1.0
     reference_range_s: tuple[float, float] = (3.0, 10.0)
 
@@ -61,6 +67,16 @@ class ClipStats:
     snr_db: float
     lead_silence_s: float
     trail_silence_s: float
+    longest_clip_ms: float = 0.0  # longest flat run at the peak, in the clip itself
+    original_clipped: float | None = None  # share clipped in this span of the original take (None: unknown)
+    original_clip_ms: float = 0.0
+    sample_rate_in: int = 0  # format the audio arrived in (the original take's, when known)
+    bits_in: int | None = None
+
+    @property
+    def clipping(self) -> float:
+        """The worse of the clip's own and its original's clipped share (normalising hides clipping)."""
+        return max(self.clipped_fraction, self.original_clipped or 0.0)
 
 
 @dataclass(frozen=True)
@@ -101,23 +117,19 @@ class LintReport:
         }
 
 
-def clipped_fraction(audio: np.ndarray) -> float:
-    """Share of samples in flat runs (≥ 3 samples) at the signal's peak: hard clipping, even after rescaling."""
-    x = np.abs(np.asarray(audio, dtype=np.float32))
-    peak = float(x.max()) if x.size else 0.0
-    if peak < 0.05 or x.size < 3:
-        return 0.0
-    at_peak = x >= peak * 0.999
-    runs = at_peak[:-2] & at_peak[1:-1] & at_peak[2:]
-    flagged = np.zeros_like(at_peak)
-    for shift in range(3):
-        flagged[shift : shift + runs.size] |= runs
-    return float(flagged.mean())
-
-
-def analyse_clip(audio: np.ndarray, sample_rate: int, name: str = "") -> ClipStats:
+def analyse_clip(
+    audio: np.ndarray,
+    sample_rate: int,
+    name: str = "",
+    original: ClipDamage | None = None,
+    input_format: InputFormat | None = None,
+) -> ClipStats:
+    """Measure a clip; ``original``: clipping of its span in the take it was cut from (measured before
+    cleaning), ``input_format``: the format that take (or the clip file itself) arrived in."""
     levels = level_stats(audio, sample_rate)
     lead, trail = edge_silence_s(audio, sample_rate, threshold_db=max(-50.0, levels.noise_db + 6.0))
+    runs = clipped_runs(audio)
+    fmt = input_format or InputFormat(sample_rate, None)
     return ClipStats(
         name=name,
         duration_s=len(audio) / sample_rate,
@@ -127,6 +139,11 @@ def analyse_clip(audio: np.ndarray, sample_rate: int, name: str = "") -> ClipSta
         snr_db=levels.snr_db,
         lead_silence_s=lead,
         trail_silence_s=trail,
+        longest_clip_ms=max((1000.0 * (e - s) / sample_rate for s, e in runs), default=0.0),
+        original_clipped=original.fraction if original else None,
+        original_clip_ms=original.longest_run_ms if original else 0.0,
+        sample_rate_in=fmt.sample_rate,
+        bits_in=fmt.bits,
     )
 
 
@@ -160,8 +177,9 @@ def lint_clip(
         add(
             "too_short",
             WARNING,
-            f"Only {d:.1f} s long; very short clips teach little.",
-            "Merge it with the clip before or after.",
+            f"Only {d:.1f} s long: shorter than the 4–10 s clips the slicer makes; very short clips teach little "
+            "and cannot be a reference.",
+            "Merge it with the clip before or after (or undo the split).",
         )
     if d > c.max_s:
         add(
@@ -172,14 +190,10 @@ def lint_clip(
         )
     elif d > c.long_s:
         add("too_long", WARNING, f"{d:.1f} s long; 3–10 s clips train best.", "Split it at a pause.")
-    if stats.clipped_fraction >= c.clip_warn:
-        sev = ERROR if stats.clipped_fraction >= c.clip_error else WARNING
-        add(
-            "clipping",
-            sev,
-            f"{stats.clipped_fraction:.1%} of the samples are clipped (distorted).",
-            "Record again with the input level turned down.",
-        )
+    from studio.dataprep.lint_checks import clipping_findings, format_findings
+
+    out.extend(clipping_findings(stats, c))
+    out.extend(format_findings(stats))
     if stats.snr_db < c.min_snr_db:
         sev = ERROR if stats.snr_db < c.bad_snr_db else WARNING
         add(
@@ -198,40 +212,10 @@ def lint_clip(
     if entry is not None:
         out.extend(_text_findings(entry, asr, c))
         if stats.duration_s >= c.min_s and stats.speech_db >= c.silent_db:
-            out.extend(_speaking_rate_findings(entry, stats.duration_s))
+            from studio.dataprep.lint_checks import speaking_rate_findings
+
+            out.extend(speaking_rate_findings(entry, stats.duration_s))
     return out
-
-
-def _speaking_rate_findings(entry: DatasetEntry, duration_s: float) -> list[Finding]:
-    """A transcript far too long or short for its clip: the text and the audio do not say the same thing.
-
-    Same band and same measure as the GPT training filter (phones of the transcript per second of clip), so a
-    clip flagged here is one training would skip.
-    """
-    from studio.errors import StudioError
-    from studio.text.frontend import text_to_phones
-
-    try:
-        n_phones = len(text_to_phones(text_for_phones(entry.text), entry.language).phones)
-    except StudioError:
-        return []  # an unspeakable transcript is reported by the text checks
-    rate = n_phones / duration_s
-    low, high = PHONES_PER_SECOND
-    if rate > high:
-        message = (
-            f"The transcript is too long for this {duration_s:.1f} s clip ({rate:.0f} sounds per second): "
-            "part of the text is probably not in the recording. GPT training skips this clip."
-        )
-        fix = "Listen to the clip and remove what is not said, or re-slice the recording."
-    elif rate < low:
-        message = (
-            f"The transcript is too short for this {duration_s:.1f} s clip ({rate:.1f} sounds per second): "
-            "part of the speech is probably not written down. GPT training skips this clip."
-        )
-        fix = "Listen to the clip and add what is missing from the transcript, or split the clip."
-    else:
-        return []
-    return [Finding("text_length_mismatch", WARNING, message, fix, entry.name)]
 
 
 def _text_findings(entry: DatasetEntry, asr: Mapping | None, c: LintConfig) -> list[Finding]:
@@ -265,16 +249,9 @@ def _text_findings(entry: DatasetEntry, asr: Mapping | None, c: LintConfig) -> l
                     name,
                 )
             )
-        if float(asr.get("avg_logprob", 0.0)) < c.min_avg_logprob or prob < c.min_language_probability:
-            out.append(
-                Finding(
-                    "low_confidence",
-                    WARNING,
-                    "The recogniser was unsure of this transcript.",
-                    "Listen to the clip and correct the text.",
-                    name,
-                )
-            )
+    from studio.dataprep.lint_checks import asr_findings
+
+    out.extend(asr_findings(entry, asr, c))
     return out
 
 
@@ -302,9 +279,14 @@ def text_script(text: str) -> str | None:
 
 
 def lint_dataset(
-    entries: Sequence[DatasetEntry], asr: Mapping[str, Mapping] | None = None, config: LintConfig | None = None
+    entries: Sequence[DatasetEntry],
+    asr: Mapping[str, Mapping] | None = None,
+    config: LintConfig | None = None,
+    sources: SourceFacts = NO_SOURCES,
 ) -> LintReport:
-    """Load every clip of ``entries`` and lint each one and the set (duplicates, usable minutes)."""
+    """Load every clip of ``entries`` and lint each one and the set (duplicates, usable minutes).
+
+    ``sources``: what import measured on the original takes (clipping, format), found by the clips' names."""
     c = config or LintConfig()
     report = LintReport()
     seen: dict[str, str] = {}
@@ -316,7 +298,8 @@ def lint_dataset(
                 Finding("unreadable", ERROR, str(exc), "Remove the line or restore the file.", entry.name)
             )
             continue
-        stats = analyse_clip(audio, sr, entry.name)
+        original, fmt = sources.for_clip(entry.name)
+        stats = analyse_clip(audio, sr, entry.name, original, fmt or _file_format(entry.audio_path, sr))
         report.clips.append(stats)
         findings = lint_clip(stats, entry, (asr or {}).get(entry.name), c)
         key = normalise_text(entry.text)
@@ -353,20 +336,35 @@ def lint_dataset(
     return report
 
 
+def _file_format(path, sample_rate: int) -> InputFormat:
+    from studio.audio.io import probe_audio
+    from studio.dataprep.quality import bits_per_sample
+
+    return InputFormat(sample_rate, bits_per_sample(probe_audio(path).codec))
+
+
 def pick_reference(
     entries: Sequence[DatasetEntry],
     report: LintReport,
     asr: Mapping[str, Mapping] | None = None,
     config: LintConfig | None = None,
 ) -> ReferencePick | None:
-    """The best clip for zero-shot use: 3–10 s, clean, confidently transcribed, ending in silence."""
+    """The best clip for zero-shot use: 3–10 s, clean, confidently transcribed, ending in silence.
+
+    Never a clip with an error, clipping, a doubtful transcript or a telephone-quality source: a zero-shot
+    voice copies whatever its reference holds."""
     c = config or LintConfig()
     stats = {s.name: s for s in report.clips}
     best: ReferencePick | None = None
     lo, hi = c.reference_range_s
     for entry in entries:
         s = stats.get(entry.name)
-        if s is None or not lo <= s.duration_s <= hi or any(f.severity == ERROR for f in report.for_clip(entry.name)):
+        found = report.for_clip(entry.name)
+        if (
+            s is None
+            or not lo <= s.duration_s <= hi
+            or any(f.severity == ERROR or f.code in NOT_FOR_REFERENCE for f in found)
+        ):
             continue
         reasons = [f"{s.duration_s:.1f} s long (fits the {lo:.0f}–{hi:.0f} s reference range)"]
         score = min(s.snr_db, 50.0) / 50.0
@@ -379,8 +377,8 @@ def pick_reference(
             score += 0.5
             reasons.append(f"ends in {s.trail_silence_s:.2f} s of silence")
         score -= 0.5 * len(report.for_clip(entry.name)) + 0.05 * abs(s.duration_s - 6.5)
-        if s.clipped_fraction == 0:
-            reasons.append("no clipping")
+        if s.clipping == 0 and s.original_clipped is not None:
+            reasons.append("no clipping in the original recording")
         if best is None or score > best.score:
             best = ReferencePick(
                 str(entry.audio_path), entry.text, entry.language, s.duration_s, round(score, 3), tuple(reasons)

@@ -25,6 +25,7 @@ from studio.corpus import LIST_LANGUAGE, DatasetEntry, read_list, write_list
 from studio.dataprep.clean import CleanConfig, CleanReport, clean_audio
 from studio.dataprep.importer import ImportedSource, import_files
 from studio.dataprep.lint import LintConfig, LintReport, ReferencePick, lint_dataset, pick_reference
+from studio.dataprep.quality import SourceFacts
 from studio.dataprep.slicing import Slice, SlicerConfig, parse_slice_name, slice_audio
 from studio.dataprep.transcribe import LANGUAGES, Transcriber, Transcript, WhisperTranscriber, transcribe_clips
 from studio.errors import AudioError
@@ -108,6 +109,7 @@ class PrepReport:
                 f"  {s.source.stem}: {s.source.duration_s:.1f} s, loudness {c.loudness_before_lufs:.1f} → "
                 f"{c.loudness_after_lufs:.1f} LUFS, SNR {c.snr_before_db:.0f} → {c.snr_after_db:.0f} dB"
             )
+            lines.extend(f"    [warning] {w}" for w in source_warnings(s.source))
         for f in self.lint.findings:
             if f.severity != "info" or f.clip is None:
                 lines.append(f"  [{f.severity}] {f.clip or 'dataset'}: {f.message} {f.fix}")
@@ -116,6 +118,23 @@ class PrepReport:
                 f"suggested reference: {Path(self.reference.audio_path).name} ({'; '.join(self.reference.reasons)})"
             )
         return "\n".join(lines)
+
+
+def source_warnings(source: ImportedSource) -> list[str]:
+    """What is wrong with a recording as it arrived (format, clipping): said once per take in the report."""
+    out = []
+    fmt = source.input_format
+    if fmt.problems:
+        out.append(
+            f"{source.original.name} is {fmt.describe()} (telephone quality or below): the voice will sound "
+            "muffled. Record at 44.1/48 kHz, 16-bit or more if you can."
+        )
+    if source.clipped_fraction >= LintConfig().clip_warn:
+        out.append(
+            f"{source.original.name}: {source.clipped_fraction:.1%} of the samples are clipped (recorded too loud); "
+            "the clips cut from it are flagged."
+        )
+    return out
 
 
 def run_prep(
@@ -150,7 +169,8 @@ def run_prep(
         progress("lint", 0.0, "checking the clips")
         staged = [_restage(e, staging) for e in new_entries]
         asr_all = {**_load_json(workspace.asr_report), **{k: v.to_dict() for k, v in asr.items()}}
-        lint = lint_dataset(old_entries + staged, asr_all, opts.lint)
+        facts = SourceFacts.from_sources({**sources_state, **{r.source.stem: r.source.to_dict() for r in reports}})
+        lint = lint_dataset(old_entries + staged, asr_all, opts.lint, facts)
         reference = pick_reference(old_entries + staged, lint, asr_all, opts.lint)
         if reference is not None:
             reference = _final_reference(reference, workspace)

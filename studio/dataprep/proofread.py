@@ -39,10 +39,12 @@ class Proofreader:
 
     # ---- operations ---------------------------------------------------------------------------
     def edit_text(self, index: int, text: str) -> DatasetEntry:
+        """Save the clip's text; saving also marks it as checked by a person (no longer a doubtful transcript)."""
         entry = self._get(index)
         self._checkpoint("edit", removed=[])
         self.entries[index] = entry.with_text(" ".join(text.split()))
         self._save()
+        self._mark_proofread(entry.name)
         return self.entries[index]
 
     def delete(self, index: int) -> None:
@@ -154,6 +156,16 @@ class Proofreader:
 
     def _save(self) -> None:
         write_list(self.workspace.dataset_list, self.entries)
+
+    def _mark_proofread(self, name: str) -> None:
+        path = self.workspace.asr_report
+        try:
+            records = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if isinstance(records, dict) and isinstance(records.get(name), dict):
+            records[name]["proofread"] = True
+            atomic_write_json(path, records)
 
     def _remove_files(self, paths: list[Path]) -> None:
         live = {e.audio_path.resolve() for e in self.entries}

@@ -12,6 +12,7 @@ Model resolution, never downloading:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 import os
@@ -72,6 +73,15 @@ class Transcript:
     language_probability: float  # 1.0 when the language was forced
     avg_logprob: float  # mean token log-probability over the segments (≈ −0.2 clean speech, < −1 doubtful)
     no_speech_prob: float
+    # each word with the recogniser's probability for it: a single misheard word hides in the clip's average,
+    # but shows here as one unlikely word (the lint's "doubtful transcript" rule reads the lowest)
+    words: tuple[tuple[str, float], ...] = ()
+    second_opinion: str | None = None  # the clip transcribed again on its own (``cross_check``); None: not done
+
+    @property
+    def compression_ratio(self) -> float:
+        """gzip ratio of the text: above ~2.4 the recogniser repeated itself (a loop, not speech)."""
+        return _compression_ratio(self.text) if self.text else 0.0
 
     def to_dict(self) -> dict:
         return {
@@ -80,6 +90,9 @@ class Transcript:
             "language_probability": round(self.language_probability, 4),
             "avg_logprob": round(self.avg_logprob, 4),
             "no_speech_prob": round(self.no_speech_prob, 4),
+            "compression_ratio": round(self.compression_ratio, 3),
+            "words": [[w.strip(), round(p, 3)] for w, p in self.words if w.strip()],
+            **({"second_opinion": self.second_opinion} if self.second_opinion is not None else {}),
         }
 
 
@@ -187,6 +200,9 @@ class WhisperTranscriber:
     new tokens (or the caller's ``max_new_tokens``), a repetitive result (gzip compression ratio above
     ``compression_ratio_threshold``) is decoded again at the next of ``temperatures``, and a packed clip whose
     text looks like a loop is transcribed again on its own.
+
+    ``cross_check``: every packed clip is also transcribed on its own; the words the two passes disagree on mark
+    a doubtful transcript for proofreading (see :mod:`studio.dataprep.lint_checks`; costs a second decode).
     """
 
     def __init__(
@@ -202,11 +218,13 @@ class WhisperTranscriber:
         token_margin: int = 16,
         compression_ratio_threshold: float = 2.4,
         temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6),
+        cross_check: bool = True,
     ) -> None:
         self.model_path = resolve_asr_model(model)
         self.device, self.compute_type, self.beam_size, self.cpu_threads = device, compute_type, beam_size, cpu_threads
         self.pack, self.tokens_per_second, self.token_margin = pack, tokens_per_second, token_margin
         self.compression_ratio_threshold, self.temperatures = compression_ratio_threshold, tuple(temperatures)
+        self.cross_check = cross_check
         self._model = None
         self._lock = threading.Lock()
 
@@ -239,13 +257,14 @@ class WhisperTranscriber:
         return self._transcribe_one(x, lang, cap)
 
     def _transcribe_one(self, x: np.ndarray, lang: str | None, cap: int) -> Transcript:
-        segments, info = self._decode(x, lang, cap, word_timestamps=False)
+        segments, info = self._decode(x, lang, cap, word_timestamps=True)
         text = _join([s.text for s in segments], info.language)
         weights = [max(1, len(s.tokens)) for s in segments]
         avg = float(np.average([s.avg_logprob for s in segments], weights=weights)) if segments else -10.0
         no_speech = float(max((s.no_speech_prob for s in segments), default=1.0))
         prob = 1.0 if lang else float(info.language_probability)
-        return Transcript(text, info.language, prob, avg, no_speech)
+        words = tuple((w.word, float(w.probability)) for s in segments for w in s.words or [])
+        return Transcript(text, info.language, prob, avg, no_speech, words)
 
     def transcribe_many(
         self,
@@ -266,7 +285,8 @@ class WhisperTranscriber:
             detected = [(lang, 1.0)] * len(packable)
         probs = dict(zip(packable, (p for _, p in detected), strict=True))
         windows = _pack_windows(xs, packable, [d for d, _ in detected])
-        total, done = max(1, len(xs)), 0
+        checks = [i for i in probs if self.cross_check]
+        total, done = max(1, len(xs) + len(checks)), 0
         for i in (i for i in range(len(xs)) if i not in probs):
             out[i] = self.transcribe(xs[i], ASR_SAMPLE_RATE, language)
             done += 1
@@ -276,18 +296,27 @@ class WhisperTranscriber:
                 out[i] = heard
             done += len(window.indices)
             progress(done / total)
+        for i in checks:  # a second, independent listen: clip alone, no neighbours as context
+            heard = out[i]
+            if heard is not None and heard.second_opinion is None:
+                alone = self._transcribe_one(xs[i], heard.language, self.token_cap(len(xs[i]) / ASR_SAMPLE_RATE))
+                out[i] = dataclasses.replace(heard, second_opinion=alone.text)
+            done += 1
+            progress(done / total)
         return [t for t in out if t is not None]
 
     def _transcribe_window(self, window: _Window, probs: dict[int, float]) -> list[Transcript]:
         duration = len(window.audio) / ASR_SAMPLE_RATE
         segments, info = self._decode(window.audio, window.language, self.token_cap(duration), word_timestamps=True)
         words: list[list[str]] = [[] for _ in window.spans]
+        probs_w: list[list[float]] = [[] for _ in window.spans]
         logps: list[list[float]] = [[] for _ in window.spans]  # log-probabilities of each clip's words
         stats: list[list[tuple[float, float]]] = [[] for _ in window.spans]  # (avg_logprob, no_speech) per word
         for seg in segments:
             for w in seg.words or []:
                 k = _nearest_span(window.spans, (w.start + w.end) / 2)
                 words[k].append(w.word)
+                probs_w[k].append(float(w.probability))
                 logps[k].append(float(np.log(max(w.probability, 1e-6))))
                 stats[k].append((seg.avg_logprob, seg.no_speech_prob))
         # faster-whisper gives every segment of one decoding pass the same avg_logprob: shift it per clip by how
@@ -302,14 +331,19 @@ class WhisperTranscriber:
                 _LOGGER.warning("clip %d: repetitive transcript in a shared window; transcribing it alone", i)
                 clip = window.audio[int(start * ASR_SAMPLE_RATE) : int(end * ASR_SAMPLE_RATE)]
                 alone = self._transcribe_one(clip, info.language, self.token_cap(end - start))
-                heard.append(Transcript(alone.text, info.language, probs[i], alone.avg_logprob, alone.no_speech_prob))
+                heard.append(
+                    Transcript(
+                        alone.text, info.language, probs[i], alone.avg_logprob, alone.no_speech_prob, alone.words
+                    )
+                )
                 continue
             if stats[k]:
                 avg = float(np.mean([s[0] for s in stats[k]]) + np.mean(logps[k]) - window_mean)
             else:
                 avg = -10.0
             no_speech = max((s[1] for s in stats[k]), default=1.0)
-            heard.append(Transcript(text, info.language, probs[i], avg, float(no_speech)))
+            pairs = tuple(zip(words[k], probs_w[k], strict=True))
+            heard.append(Transcript(text, info.language, probs[i], avg, float(no_speech), pairs))
         return heard
 
     def _decode(self, x: np.ndarray, lang: str | None, cap: int, *, word_timestamps: bool):

@@ -73,11 +73,28 @@ class DatasetPrepService:
         return Proofreader(self.workspace(name))
 
     def lint(self, name: str) -> tuple[LintReport, ReferencePick | None]:
-        """Re-check the project's list as it is now (after proofreading), with the stored ASR confidences."""
-        import json
+        """Re-check the project's list as it is now (after proofreading), with the stored ASR confidences and
+        what import measured on the original takes."""
+        from studio.dataprep.pipeline import SOURCES_FILE
+        from studio.dataprep.quality import SourceFacts
 
         workspace = self.workspace(name)
         entries = self.entries(name)
-        asr = json.loads(workspace.asr_report.read_text(encoding="utf-8")) if workspace.asr_report.is_file() else {}
-        report = lint_dataset(entries, asr)
+        asr = _read_json(workspace.asr_report)
+        facts = SourceFacts.from_sources(_read_json(workspace.reports_dir / SOURCES_FILE))
+        report = lint_dataset(entries, asr, sources=facts)
         return report, pick_reference(entries, report, asr)
+
+    def asr_confidence(self, name: str) -> dict[str, dict]:
+        """The recogniser's per-clip record (text, confidences, second listen), by clip name."""
+        return _read_json(self.workspace(name).asr_report)
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

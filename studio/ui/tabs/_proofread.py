@@ -10,7 +10,14 @@ import gradio as gr
 
 from studio.ui.tabs._shared import fmt_seconds, need_project, project_name, tr, user_error
 
-LIST_COLUMNS = ("#", "prepare.col.clip", "prepare.col.length", "prepare.col.text", "prepare.col.issues")
+LIST_COLUMNS = (
+    "#",
+    "prepare.col.clip",
+    "prepare.col.length",
+    "prepare.col.text",
+    "prepare.col.asr",
+    "prepare.col.issues",
+)
 SEVERITY_ICON = {"error": "✖", "warning": "⚠", "info": "ℹ"}
 
 
@@ -38,6 +45,7 @@ class ProofreadHandlers:
         try:
             entries = self.studio.datasets.entries(name)
             report, pick = self.studio.datasets.lint(name)
+            asr = self.studio.datasets.asr_confidence(name)
         except DatasetError:
             return empty
         durations = {c.name: c.duration_s for c in report.clips}
@@ -48,7 +56,8 @@ class ProofreadHandlers:
                 for f in report.for_clip(e.name)
                 if f.severity != "info"
             ]
-            rows.append([i + 1, e.name, round(durations.get(e.name, 0.0), 2), e.text, " ".join(issues) or "✓"])
+            heard = self.asr_cell(e, asr.get(e.name), report)
+            rows.append([i + 1, e.name, round(durations.get(e.name, 0.0), 2), e.text, heard, " ".join(issues) or "✓"])
         ref_md = ""
         ref_audio = None
         if pick is not None:
@@ -61,6 +70,19 @@ class ProofreadHandlers:
         errors = len(report.errors)
         step = self.t("prepare.next_ok") if errors == 0 and entries else self.t("prepare.next_fix", errors=errors)
         return self.frame(rows, LIST_COLUMNS), self.lint_markdown(report), ref_audio, ref_md, step
+
+    def asr_cell(self, entry: Any, record: dict | None, report: Any) -> str:
+        """The recogniser's column: "check" with the words in doubt, "checked" once the user saved the text, or
+        how sure it was."""
+        import math
+
+        if any(f.code == "low_confidence" for f in report.for_clip(entry.name)):
+            return self.t("prepare.asr.doubtful")
+        if not record:
+            return "–"
+        if record.get("proofread") or str(record.get("text", "")).strip() != entry.text.strip():
+            return self.t("prepare.asr.checked")
+        return self.t("prepare.asr.sure", share=f"{math.exp(float(record.get('avg_logprob', -1.0))):.0%}")
 
     def frame(self, rows: list, columns: tuple[str, ...]) -> Any:
         import pandas as pd
