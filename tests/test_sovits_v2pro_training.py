@@ -153,3 +153,28 @@ def test_lora_targets_skip_the_speaker_verification_layers(tiny):
     merged = model.decode(*args, noise_scale=0.0, sv_emb=[emb])
     base = tiny.model.decode(*args, noise_scale=0.0, sv_emb=[emb])
     assert (merged - adapted).norm() < 1e-4 * adapted.norm() < (base - adapted).norm()
+
+
+def test_official_export_of_a_merged_v2pro_keeps_its_header(tiny, tmp_path: Path):
+    """Voice export (studio.voicepack.official): adapters folded in, written with upstream's 05/06 header."""
+    from studio.voicepack.official import merged_sovits, stage_from_weights, stage_state_dict, write_official
+
+    base_path = tiny.info.path
+    lora = LoRAConfig(rank=2, alpha=4.0, targets=SOVITS_DEFAULT_TARGETS)
+    probe = copy.deepcopy(tiny.model)
+    add_lora(probe, lora)
+    gen = torch.Generator().manual_seed(6)
+    adapters = {
+        k: torch.randn(v.shape, generator=gen) * 0.05 if k.endswith("lora_B") else v
+        for k, v in lora_state_dict(probe).items()
+    }
+    merged = merged_sovits(base_path, adapters, lora, epoch=3, step=30)
+    path = write_official("sovits", merged, tmp_path / "voice_e3_s30.pth")
+    assert path.read_bytes()[:2] == base_path.read_bytes()[:2] == b"05"
+    again = load_sovits(path)
+    assert again.version == "v2Pro" and again.info.info_text == "3epoch_30iteration"
+    assert again.info.hparams == tiny.info.hparams
+    rebuilt = stage_from_weights("sovits", again.info.hparams, stage_state_dict("sovits", merged.model), "x")
+    assert rebuilt.model.config.version == "v2Pro" and rebuilt.model.config.uses_speaker_verification
+    for key, value in again.model.state_dict().items():
+        assert torch.equal(value, rebuilt.model.state_dict()[key]), key

@@ -108,7 +108,9 @@ GPT was trained on), embedding tables, layer norms and relative-position tables,
 loop may unfreeze it fully), ``enc_q`` (training-only posterior encoder, dropped from every exported file, so an
 adapter there would be thrown away) and the HiFi-GAN decoder ``dec`` (its upsamplers are ``ConvTranspose1d``;
 adapting the vocoder with adversarial losses on a minute of audio is the least stable part of fine-tuning —
-opt in with :data:`SOVITS_DECODER_TARGETS`)."""
+opt in with :data:`SOVITS_DECODER_TARGETS`). v2Pro/v2ProPlus models get their adapters in the same places; their
+speaker-verification layers (``sv_emb``, ``prelu``, ``ge_to512``) stay frozen: they map any speaker's embedding
+into the style space, which one voice's minute of audio should not re-learn."""
 
 SOVITS_DECODER_TARGETS = LoRATargets(modules=("dec.conv_pre", "dec.cond", "dec.resblocks.*.convs[12].*"))
 """Opt-in extra for SoVITS: the decoder's input convs and its (weight-normed) residual-block convs."""

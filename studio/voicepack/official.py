@@ -2,7 +2,8 @@
 
 Export: LoRA adapters are folded into their base model (:func:`merged_gpt` / :func:`merged_sovits`) and the result
 is written in the WebUI export formats of SPEC §9.3–9.4 (``.ckpt`` for the GPT, ``.pth`` for SoVITS, fp16 weights,
-upstream's config and ``info`` label), so the files load in GPT-SoVITS as they are.
+upstream's config and ``info`` label; v2Pro/v2ProPlus SoVITS files with upstream's ``05``/``06`` header), so the
+files load in GPT-SoVITS as they are.
 
 Import: community voices come as a file pair (``*.ckpt`` + ``*.pth``) with reference clips, often in the folder
 layout of GPT-SoVITS-Inference ("GSVI"): clips sorted into language folders (``参考音频/中文/…``,
@@ -191,7 +192,8 @@ def stage_from_weights(
         else:
             if "enc_p.text_embedding.weight" not in weights:
                 raise VoicePackError("The SoVITS weights lack 'enc_p.text_embedding.weight'.")
-            config = config_from_weights(upstream_config, dict(weights), detect_version(dict(weights)))
+            version = detect_version(dict(weights), upstream_config)  # v1, v2, v2Pro or v2ProPlus
+            config = config_from_weights(upstream_config, dict(weights), version)
             model = SoVITSSynthesizer(config, with_posterior_encoder=False)
     except (KeyError, TypeError, ValueError, AssertionError) as e:
         raise VoicePackError(f"The voice pack's {stage} config cannot build a model ({e}).") from e

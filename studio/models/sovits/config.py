@@ -136,7 +136,7 @@ class SoVITSConfig:
         data = dict(hparams.get("data") or {})
         train = dict(hparams.get("train") or {})
         version = str(version or model.get("version") or hparams.get("version") or "v2")
-        if version in ("v3", "v4"):
+        if version.startswith(("v3", "v4")):
             raise ValueError(f"SoVITS {version} (CFM decoder) is not supported")
         base = cls.presets().get(version, cls.v2())
         filter_length = int(data.get("filter_length", base.filter_length))
