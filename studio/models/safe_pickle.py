@@ -81,7 +81,7 @@ def safe_torch_load(data: bytes, source: str | Path) -> Any:
             "(it may be malicious or not a GPT-SoVITS weight file).",
             hint="Only open weight files from sources you trust.",
         ) from None
-    except (RuntimeError, EOFError, ValueError, OSError, KeyError, AttributeError, TypeError) as exc:
+    except (RuntimeError, EOFError, ValueError, OSError, KeyError, AttributeError, TypeError, IndexError) as exc:
         _LOGGER.debug("torch.load failed for %s: %s", source, exc)
         raise CheckpointError(
             f"{source}: not a readable PyTorch weight file (truncated or corrupt archive: {_short(exc)}).",

@@ -137,7 +137,7 @@ def load_speaker_verifier(path: Path | str, device: torch.device | str = "cpu") 
     try:
         state = safe_torch_load(path.read_bytes(), path)
     except CheckpointError as exc:
-        raise CheckpointError(exc.message, hint=f"Delete it and download it again: {DOWNLOAD_HINT}") from None
+        raise CheckpointError(exc.message, hint="Delete it, then run `studio download --version v2ProPlus` to fetch it again.") from None
     model = _build_model(_state_dict(state, path), path)
     _LOGGER.info("loaded speaker-verification model %s (%s)", path, model.config)
     return SpeakerVerifier(model, device, source=path)
@@ -163,14 +163,16 @@ def _build_model(state: dict[str, torch.Tensor], path: Path) -> ERes2NetV2:
         config = ERes2NetV2Config.from_state_dict(state)
     except (KeyError, ValueError, IndexError, ZeroDivisionError) as exc:
         raise _not_sv(path, f"its weights do not have the ERes2NetV2 layout ({exc})") from None
-    model = ERes2NetV2(config)
+    with torch.device("meta"):  # no random init of ~30-50M weights that are overwritten at once
+        model = ERes2NetV2(config)
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         raise _not_sv(
             path, f"its weights do not match the network ({' '.join(first[1:2] or first[:1])[:200]})"
         ) from None
+    model = model.to(torch.float32)  # fp16 files are computed in float32, as upstream does
     floats = [t for t in model.state_dict().values() if t.is_floating_point()]
     if not all(torch.isfinite(t).all() for t in floats):
         raise _not_sv(path, "some weights are NaN or infinite")
