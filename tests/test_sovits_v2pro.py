@@ -29,6 +29,7 @@ from studio.models.sovits.checkpoint import (
 )
 from studio.models.sovits.config import SoVITSConfig
 from studio.models.sovits.synthesizer import SoVITSSynthesizer
+from studio.models.text2semantic_checkpoint import load_text2semantic
 
 VERSIONS = ("v2Pro", "v2ProPlus")
 SPEC_DIR = conftest.spec_dir() if hasattr(conftest, "spec_dir") else conftest.SHARED / "spec"
@@ -318,6 +319,8 @@ def test_v3_v4_headers_are_named_without_unpickling(tmp_path, tag, expected):
     assert (found.version, found.source, found.supported) == (expected, "header", False)
     with pytest.raises(CheckpointError, match=f"GPT-SoVITS {expected} voice.*v3/v4 are not supported yet"):
         load_sovits(path)
+    with pytest.raises(CheckpointError, match=f"SoVITS {expected} model .*not a GPT model"):
+        load_text2semantic(path)  # picked for the GPT slot by mistake
 
 
 # ----------------------------------------------------------------------------------------------- official sizes

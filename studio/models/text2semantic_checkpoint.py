@@ -24,13 +24,14 @@ from typing import Any, NamedTuple
 import torch
 
 from studio.errors import CheckpointError
+from studio.models.sovits.versions import HEADER_TAGS
 from studio.models.text2semantic import PRESETS, Text2SemanticConfig, Text2SemanticModel
 
 _LOGGER = logging.getLogger(__name__)
 
 PREFIX = "model."
-# First two bytes upstream writes over the zip header of SoVITS files that are not v1/v2 (SPEC §11).
-_SOVITS_HEADERS = {b"05": "v2Pro", b"06": "v2ProPlus", b"03": "v3 LoRA", b"04": "v4 LoRA"}
+# First two bytes upstream writes over the zip header of SoVITS files (SPEC §9.4): a sure sign of a SoVITS file.
+_SOVITS_HEADERS = HEADER_TAGS
 _SOVITS_KEY_MARKERS = ("enc_p.", "dec.", "flow.", "ref_enc.", "quantizer.", "ssl_proj.")
 
 
