@@ -137,7 +137,9 @@ def load_speaker_verifier(path: Path | str, device: torch.device | str = "cpu") 
     try:
         state = safe_torch_load(path.read_bytes(), path)
     except CheckpointError as exc:
-        raise CheckpointError(exc.message, hint="Delete it, then run `studio download --version v2ProPlus` to fetch it again.") from None
+        raise CheckpointError(
+            exc.message, hint="Delete it, then run `studio download --version v2ProPlus` to fetch it again."
+        ) from None
     model = _build_model(_state_dict(state, path), path)
     _LOGGER.info("loaded speaker-verification model %s (%s)", path, model.config)
     return SpeakerVerifier(model, device, source=path)
