@@ -64,16 +64,19 @@ def to_plain(obj: Any) -> Any:
     return _plain(obj)
 
 
-def safe_torch_load(data: bytes, source: str | Path) -> Any:
-    """Unpickle a torch zip archive held in memory with the restricted unpickler; names ``source`` in errors.
+def safe_torch_load(data: bytes | Path, source: str | Path) -> Any:
+    """Unpickle a torch zip archive (bytes in memory, or a file path) with the restricted unpickler; names
+    ``source`` in errors. A path is memory-mapped, so only the tensors that are touched are read from disk.
 
     Raises CheckpointError for a damaged archive or for a pickle naming any global that is not a
     tensor/storage/container building block or ``utils.HParams``.
     """
     allowed = [(HParamsRecord, ".".join(HPARAMS_GLOBAL))]
+    in_memory = isinstance(data, (bytes, bytearray))
     try:
         with torch.serialization.safe_globals(allowed):
-            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            target = io.BytesIO(data) if in_memory else str(data)
+            return torch.load(target, map_location="cpu", weights_only=True, mmap=not in_memory)
     except pickle.UnpicklingError as exc:
         _LOGGER.warning("refused to unpickle %s: %s", source, exc)
         raise CheckpointError(

@@ -104,7 +104,7 @@ def read_sovits_file(path: str | Path) -> SoVITSFile:
     return contents
 
 
-def _unpickle(path: Path, data: bytes, header: bytes) -> SoVITSFile:
+def _unpickle(path: Path, data: bytes | Path, header: bytes) -> SoVITSFile:
     obj = safe_torch_load(data, path)
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: unexpected content ({type(obj).__name__}); expected a SoVITS weight dict.")
@@ -141,11 +141,18 @@ def detect_sovits_version(path: str | Path) -> SoVITSVersion:
     v2ProPlus, v3, v3/v4 LoRA), else the weights. ``.supported`` is False for v3/v4 (never raises for them);
     unreadable or foreign files raise :class:`CheckpointError`."""
     path = Path(path)
-    data, header = _read_bytes(path)
+    if not path.is_file():
+        raise CheckpointError(f"SoVITS weight file not found: {path}", hint="Check the path in your settings.")
+    with open(path, "rb") as handle:
+        header = handle.read(2)
     tagged = version_from_header(header)
     if tagged is not None and tagged not in ("v1", "v2"):
         return classify(header, None)
-    contents = _unpickle(path, ZIP_MAGIC + data[2:], header)
+    if header == ZIP_MAGIC:  # memory-mapped: only the key names and two shapes are needed, not 100+ MB of weights
+        contents = _unpickle(path, path, header)
+    else:
+        data, header = _read_bytes(path)
+        contents = _unpickle(path, ZIP_MAGIC + data[2:], header)
     return classify(header, contents.weights, contents.hparams)
 
 
