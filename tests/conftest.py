@@ -109,6 +109,37 @@ def build_voice_workspace(root: Path, voices: Path, name: str, n_clips: int | No
     return root
 
 
+def build_tiny_v2proplus_pretrained(target: Path, golden: Path, unpack_dir: Path, *, with_sv: bool = True) -> Path:
+    """A ``pretrained/`` folder holding only a complete v2ProPlus base, in upstream's layout: the tiny golden GPT as
+    ``s1v3.ckpt``, the tiny v2ProPlus generator and (``with_sv``) the tiny speaker-verification checkpoint of
+    ``golden_v2pro/``, the tiny HuBERT/BERT. No discriminator: training starts a fresh one, as it does without."""
+    from golden_v2pro_utils import decompressed
+
+    from studio import pretrained as layout
+
+    links = {
+        layout.GPT_S1V3: golden / "tiny_s1.ckpt",
+        layout.SOVITS_V2PROPLUS: decompressed("tiny_s2G_v2ProPlus.pth.xz", unpack_dir),
+        layout.HUBERT_DIR: golden / "hf_tiny_hubert",
+        layout.BERT_DIR: golden / "hf_tiny_bert",
+    }
+    if with_sv:
+        links[layout.SV_CKPT] = decompressed("tiny_sv_eres2netv2.ckpt.xz", unpack_dir)
+    for rel, src in links.items():
+        dst = target / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if not dst.exists():
+            dst.symlink_to(src)
+    return target
+
+
+@pytest.fixture(scope="session")
+def tiny_v2proplus_pretrained(golden: Path, golden_v2pro: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Base models = a tiny v2ProPlus base (see :func:`build_tiny_v2proplus_pretrained`)."""
+    unpack = tmp_path_factory.mktemp("v2pro_unpacked")
+    return build_tiny_v2proplus_pretrained(tmp_path_factory.mktemp("pretrained_v2proplus"), golden, unpack)
+
+
 @pytest.fixture(scope="session")
 def tiny_pretrained(golden: Path, tiny_s2_pth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Base models = the tiny golden checkpoints, in the official folder layout."""

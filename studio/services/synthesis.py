@@ -46,9 +46,13 @@ class SynthesisService:
         self._voices: OrderedDict[tuple, Synthesizer] = OrderedDict()
 
     def base_voice(self) -> VoiceModels:
-        """The base models zero-shot synthesis uses: the best complete base present (v2ProPlus, v2Pro, v2),
-        v2 when none is complete (its missing files are then named)."""
-        base = self.pretrained.base(self.pretrained.best_base() or "v2")
+        """The base models zero-shot synthesis uses: the best complete base present (v2ProPlus, v2Pro, v2), else
+        the best whose GPT and SoVITS are here (what it lacks, e.g. the SV model, is then named), else v2."""
+        from studio.pretrained import BASE_PREFERENCE
+
+        assets = self.pretrained
+        halves = [v for v in BASE_PREFERENCE if assets.base(v).gpt.is_file() and assets.base(v).sovits.is_file()]
+        base = assets.base(assets.best_base() or next(iter(halves), "v2"))
         return VoiceModels(base.gpt, base.sovits)
 
     def check_base_files(self, voice: VoiceModels | None = None) -> None:
