@@ -97,6 +97,11 @@ def load_reference(path: Path, *, auto_trim: bool = False, check_length: bool = 
     return ReferenceAudio(wav16k=wav16k, wav32k=wav32k, path=path, trimmed=trimmed)
 
 
+def auto_trim_point(wav: np.ndarray, sr: int, max_s: float = MAX_REFERENCE_S) -> int:
+    """Where ``auto_trim`` cuts a clip longer than ``max_s`` (a sample index): the studio offers the same cut."""
+    return _quiet_cut(wav, sr, max_s)
+
+
 def _quiet_cut(wav: np.ndarray, sr: int, max_s: float) -> int:
     """Sample index ≤ max_s where the last second before it is quietest (20 ms frames)."""
     end = int(max_s * sr)

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from studio.errors import ReferenceAudioError, StudioError, TextError
+from studio.inference.reference import load_reference
 from studio.inference.requests import SynthesisRequest as _ENGINE  # the engine's defaults are the take defaults
 from studio.services.take_qa import TakeChecker, TakeQA, best_take
 from studio.text.user_lexicon import UserLexicon
@@ -321,6 +322,8 @@ class TakeService:
         if not 1 <= n <= 16:
             raise StudioError("Generate between 1 and 16 takes at a time.")
         if settings.voice == ZERO_SHOT and settings.reference:
+            # checked before the copy, so that an error names the user's clip, not the store's hashed file name
+            load_reference(Path(settings.reference))
             settings = replace(settings, reference=str(self.store.keep_reference(Path(settings.reference))))
         request, models = self._request(settings)
         batch = uuid.uuid4().hex[:8]

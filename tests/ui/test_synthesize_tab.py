@@ -77,16 +77,19 @@ def test_unsupported_reference_shows_a_message(webui, page, voices, screenshot):
     open_studio(page, webui.url)
     _go_to_synthesize(page)
     _fill_zero_shot(page, voices / "bad" / "not_audio.wav", TEXT)
-    page.wait_for_function("!document.querySelector('#synth-generate').disabled", timeout=15_000)
-    page.locator("#synth-generate").click()
-    toast = page.locator(".toast-body").first
-    toast.wait_for(state="visible", timeout=120_000)
-    assert "Traceback" not in toast.inner_text()
+    # said as soon as the clip is chosen (not after Generate), naming the user's file, never a traceback
+    page.wait_for_function(
+        "document.querySelector('#synth-readiness')?.innerText.includes('not_audio')", timeout=30_000
+    )
+    assert page.locator("#synth-generate").is_disabled()
+    assert "Traceback" not in page.locator("#synth-readiness").inner_text()
     screenshot(page, "synthesize_error")
-    # the page keeps working: emptying the text disables Generate with the reason
-    page.locator("#synth-text textarea").fill("")
-    page.wait_for_function("document.querySelector('#synth-generate').disabled", timeout=15_000)
-    assert "Type the text" in page.locator("#synth-readiness").inner_text()
+    # the page keeps working: removing the clip asks for one instead
+    page.locator("#synth-ref-audio button[aria-label='Clear']").click()
+    page.wait_for_function(
+        "document.querySelector('#synth-readiness')?.innerText.includes('Add a reference clip')", timeout=15_000
+    )
+    assert page.locator("#synth-generate").is_disabled()
 
 
 def test_reading_preview_spells_out_numbers_and_says_when_there_is_nothing(webui, page, screenshot):

@@ -10,11 +10,17 @@ from __future__ import annotations
 from studio.services.takes import ZERO_SHOT, Take, TakeNotFoundError, TakeSettings
 from studio.ui.context import MODEL_QUEUE, UIContext
 from studio.ui.errors import guarded, info
+from studio.ui.tabs._reference_trim import (
+    build_delete_confirmation,
+    build_reference_trim,
+    reference_problem,
+    wire_delete,
+)
 
 LANGUAGES = [("Automatic", "auto"), ("English", "en"), ("Chinese", "zh"), ("Japanese", "ja")]
 # short columns that fit half of a 1400 px window; the take's own panel shows the details (seed, flags, transcript)
 HISTORY_HEADERS = ["#", "Voice", "Text", "Length", "Misheard", "Match", "Check", "Wins"]
-HISTORY_WIDTHS = ["5%", "15%", "18%", "12%", "15%", "11%", "12%", "12%"]
+HISTORY_WIDTHS = ["5%", "13%", "30%", "10%", "12%", "10%", "10%", "10%"]
 HISTORY_HELP = (
     "Check: ✓ no problem found, ⚠ 2 = two problems (pick the take below to see them). "
     "Misheard: how much of the text the automatic check heard wrongly (lower is better). "
@@ -76,6 +82,8 @@ class SynthesizeHandlers:
             reason = t("Base model files are missing: open Models & Settings to download them.")
         elif voice == ZERO_SHOT and not ref_audio:
             reason = t("Add a reference clip (3–10 s of the voice), or pick a voice from your library.")
+        elif problem := reference_problem(self.ui, ref_audio):  # said now, not after Generate
+            reason = problem
         elif not (text or "").strip():
             reason = t("Type the text to speak.")
         else:
@@ -111,7 +119,7 @@ class SynthesizeHandlers:
                 [
                     take.number,
                     self.ui.t("zero-shot") if voice in (None, "", ZERO_SHOT) else voice,
-                    _shorten(take.settings.text, 40),
+                    _shorten(take.settings.text, 160),  # wrapped in its column, not cut to a word or two
                     f"{take.duration_s:.1f} s",
                     "—" if qa is None or qa.cer is None else f"{qa.cer:.0%}",
                     "—" if qa is None or qa.similarity is None else f"{qa.similarity:.2f}",
@@ -343,6 +351,7 @@ def build_synthesize_tab(studio, ui: UIContext) -> None:
                         elem_id="synth-ref-audio",
                     )
                 )
+                build_reference_trim(studio, ui, ref_audio)
                 ref_text = ui.tr(
                     gr.Textbox(
                         label="What the reference clip says",
@@ -422,7 +431,7 @@ def build_synthesize_tab(studio, ui: UIContext) -> None:
                     label="Take history",
                     interactive=False,
                     elem_id="synth-history",
-                    wrap=False,
+                    wrap=True,
                     headers=HISTORY_HEADERS,
                     column_widths=HISTORY_WIDTHS,
                     max_height=300,
@@ -434,6 +443,7 @@ def build_synthesize_tab(studio, ui: UIContext) -> None:
                 del_btn = ui.tr(
                     gr.Button("Delete take", variant="secondary", scale=1, min_width=120, elem_classes=["studio-end"])
                 )
+            delete_parts = build_delete_confirmation(ui)
             take_audio = ui.tr(gr.Audio(label="Selected take", interactive=False, elem_id="synth-take-audio"))
             take_md = gr.Markdown(elem_id="synth-take-info")
             with ui.tr(gr.Accordion("Blind A/B comparison", open=True, elem_id="synth-ab")):
@@ -500,12 +510,13 @@ def _wire(h: SynthesizeHandlers, ui: UIContext, c: dict) -> None:
         [*history_out, c["best_audio"], c["batch_md"]],
         concurrency_id=MODEL_QUEUE,
         concurrency_limit=1,
-        show_progress_on=[c["best_audio"]],  # progress (and an error) on the player only, not on every output
+        # progress (and an error) on the summary line: a failed batch never hides the previous best take
+        show_progress_on=[c["batch_md"]],
     )
     c["stop_btn"].click(None, None, None, cancels=[event])
     c["take_pick"].change(guarded(h.show_take), c["take_pick"], [c["take_audio"], c["take_md"]], show_progress="hidden")
     quick = {"show_progress": "hidden"}  # fast handlers: an error is the toast, not a badge on every output
-    c["del_btn"].click(guarded(h.delete_take), c["take_pick"], history_out, **quick)
+    wire_delete(ui, c["delete_parts"], c["del_btn"], c["take_pick"], h.delete_take, history_out)
     c["ab_start"].click(guarded(h.ab_start), [c["ab_first"], c["ab_second"]], ab_out, **quick)
     for button, choice in ((c["pick_a"], "A"), (c["pick_b"], "B"), (c["pick_same"], "same")):
         button.click(guarded(lambda choice=choice: h.ab_pick(choice)), None, [*ab_out, c["history"]], **quick)
