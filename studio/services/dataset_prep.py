@@ -46,6 +46,19 @@ class DatasetPrepService:
                 self._transcriber_model = model
             return self._transcriber
 
+    def last_report(self, name: str) -> dict | None:
+        """The saved report of the project's last preparation (``reports/prep.json``), or None: what the Prepare
+        tab shows again after a page reload (its summary line, the denoise strength used)."""
+        import json
+
+        from studio.errors import StudioError
+
+        try:
+            data = json.loads(Workspace(name, self.workspace_root).prep_report.read_text(encoding="utf-8"))
+        except (OSError, ValueError, StudioError):
+            return None
+        return data if isinstance(data, dict) else None
+
     def prepare(
         self,
         inputs: Sequence[Path | str],

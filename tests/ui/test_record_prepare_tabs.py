@@ -57,6 +57,9 @@ def test_reload_keeps_project_takes_and_proofread_list(webui, page, voices, scre
     page.get_by_role("tab", name="Prepare").click()
     page.wait_for_function("!document.querySelector('#prep-run').disabled", timeout=20_000)
     page.locator("#prep-transcribe input").uncheck()  # no speech recognition: keeps this test quick
+    denoise = page.locator("#prep-denoise input[type=number]")
+    denoise.fill("0.35")
+    denoise.press("Enter")
     page.locator("#prep-run").click()
     _wait_text(page, "#prep-summary", "in the dataset", 120)
     first_row = page.locator("#prep-list table").last.locator("tbody tr").first
@@ -80,6 +83,8 @@ def test_reload_keeps_project_takes_and_proofread_list(webui, page, voices, scre
         assert clip.name in page.locator("#rec-takes").inner_text()
     page.get_by_role("tab", name="Prepare").click()
     _wait_text(page, "#prep-list", "Typed by hand before the reload.")
+    _wait_text(page, "#prep-summary", "in the dataset")  # what was done, read back from the project
+    assert float(page.locator("#prep-denoise input[type=number]").input_value()) == 0.35
     page.locator("#prep-run").click()  # nothing new to prepare: the corrections are kept
     _wait_text(page, "#prep-summary", "already prepared")
     _wait_text(page, "#prep-list", "Typed by hand before the reload.")

@@ -14,6 +14,7 @@ from studio.ui.tabs._shared import (
     fmt_seconds,
     guard,
     model_queue,
+    on_language,
     on_load,
     project_name,
     recording_service,
@@ -146,6 +147,23 @@ class PrepareHandlers(ProofreadHandlers):
 
     def refresh(self, project: Any) -> tuple:
         return (*self.takes_state(project), *self.dataset_view(project), *self.clear_selection())
+
+    def saved_state(self, project: Any) -> tuple:
+        """The summary line and the denoise strength of the project's last preparation (after a reload)."""
+        name = project_name(project, self.ui)
+        report = self.studio.datasets.last_report(name) if name else None
+        if not report:
+            return "", gr.update()
+        lint = report.get("lint") or {}
+        summary = self.t(
+            "prepare.summary",
+            new=report.get("new_slices", 0),
+            entries=report.get("entries", 0),
+            usable=f"{float(lint.get('usable_minutes', 0.0)):.1f}",
+            total=f"{float(lint.get('total_minutes', 0.0)):.1f}",
+        )
+        strengths = [s["clean"]["denoise"] for s in report.get("sources", []) if "denoise" in s.get("clean", {})]
+        return summary, gr.update(value=strengths[-1]) if strengths else gr.update()
 
 
 def _cuts_figure(preview: Any, time_label: str):
@@ -364,6 +382,9 @@ def build_prepare_tab(studio: Any, ui: Any) -> None:
     refresh_out = [*takes_out, *view_out, *clip_out]
     project.change(guard(h.refresh), project, refresh_out)
     on_load(ui, h.refresh, project, refresh_out)
+    on_load(ui, h.saved_state, project, [run_summary, denoise])  # what was done, also after a reload
+    project.change(guard(h.saved_state), project, [run_summary, denoise])
+    on_language(ui, lambda p: h.saved_state(p)[0], project, run_summary)
     if isinstance(tab, gr.Tab):
         tab.select(guard(h.takes_state), project, takes_out)
 
