@@ -1,28 +1,18 @@
 """Start SoVITS Studio in the browser: ``python webui.py [--host 127.0.0.1] [--port N|auto] [--workspace DIR]
-[--pretrained DIR] [--no-browser]``. Binds to this computer only unless told otherwise."""
+[--pretrained DIR] [--no-browser] [--api [PORT]] [--api-key KEY]``. Binds to this computer only unless told
+otherwise; web pages of other sites can reach neither the studio nor its API (``studio.api.middleware``)."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import socket
 from pathlib import Path
 
 from studio.commands.argtypes import port_number, port_or_auto
+from studio.commands.ports import claim_port, free_or_default
 
 DEFAULT_PORT = 7860
-
-
-def free_port(host: str, preferred: int | None) -> int:
-    """``preferred`` if it can be bound on ``host``, else any free port."""
-    for port in ([preferred] if preferred else []) + [0]:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind((host, port))
-            except OSError:
-                continue
-            return sock.getsockname()[1]
-    raise OSError(f"Cannot serve on {host}: no port could be opened there (is the address one of this computer's?)")
+NOT_GIVEN = -1  # --port absent: 7860, or a free port when 7860 is taken (a port the user names never moves)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,9 +20,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this computer only)")
     parser.add_argument(
         "--port",
-        default=DEFAULT_PORT,
+        default=NOT_GIVEN,
         type=port_or_auto,
-        help=f"port number or 'auto' (default {DEFAULT_PORT}, or a free one if it is taken)",
+        help=f"port number or 'auto' (default {DEFAULT_PORT}, or a free one if it is taken); a port you name "
+        "that is taken is an error",
     )
     parser.add_argument("--workspace", type=Path, help="folder for projects, voices and takes")
     parser.add_argument("--pretrained", type=Path, help="folder of the base model files")
@@ -44,6 +35,12 @@ def main(argv: list[str] | None = None) -> None:
         type=port_number,
         metavar="PORT",
         help="also serve the HTTP API (api_v2 + OpenAI) on PORT (default 9880), sharing the studio's loaded models",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help="with --api: require this key on every API route (default: $STUDIO_API_KEY; without either, only "
+        "/set_* and /control need a key: the one stored in <workspace>/config/api_key)",
     )
     args = parser.parse_args(argv)
     from studio.errors import StudioError
@@ -74,7 +71,7 @@ def _start(args: argparse.Namespace) -> None:
 
         saved = Preferences(settings.workspace).get("pretrained_dir")
         settings.pretrained = Path(saved) if saved and Path(saved).is_dir() else settings.pretrained
-    port = free_port(args.host, args.port)
+    port = free_or_default(args.host, DEFAULT_PORT) if args.port == NOT_GIVEN else claim_port(args.host, args.port)
     studio = Studio(settings)
     missing = studio.pretrained.missing()
     if missing:
@@ -97,24 +94,35 @@ def _start(args: argparse.Namespace) -> None:
     )
 
 
-def start_api(studio, host: str, port: int) -> None:
-    """The HTTP API of ``studio serve`` in a background thread, using the studio's own synthesis service."""
+def start_api(studio, host: str, port: int, api_key: str | None = None) -> None:
+    """The HTTP API of ``studio serve`` in a background thread, using the studio's own synthesis service;
+    the same key rules (``--api-key``, ``$STUDIO_API_KEY``, the workspace's stored key) and guard."""
     import threading
 
     import uvicorn
 
     from studio.api.app import create_app
     from studio.api.config import ServerSettings
+    from studio.commands.serve import key_notice
+    from studio.services.api_key import resolve_keys
 
     if studio.pretrained.missing():
         print("HTTP API not started: it needs the base models (see above).", flush=True)
         return
-    settings = ServerSettings(workspace=studio.workspace_root, pretrained=studio.pretrained.root)
+    keys = resolve_keys(studio.workspace_root, api_key)
+    settings = ServerSettings(
+        workspace=studio.workspace_root,
+        pretrained=studio.pretrained.root,
+        api_key=keys.given,
+        control_key=keys.control,
+        host=host,
+    )
     api = create_app(settings, service=studio.synthesis)
-    server = uvicorn.Server(uvicorn.Config(api, host=host, port=free_port(host, port), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="warning"))
     api.state.control.server = server
     threading.Thread(target=server.run, name="studio-api", daemon=True).start()
-    print(f"HTTP API: http://{host}:{server.config.port}  (api_v2 /tts, OpenAI /v1/audio/speech)", flush=True)
+    print(f"HTTP API: http://{host}:{port}  (api_v2 /tts, OpenAI /v1/audio/speech)", flush=True)
+    print(key_notice(settings), flush=True)
 
 
 if __name__ == "__main__":
