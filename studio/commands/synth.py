@@ -8,6 +8,7 @@ from pathlib import Path
 
 from studio.commands.argtypes import ranged
 from studio.commands.lexicon_arg import add_lexicon_argument, resolve_lexicon
+from studio.inference.requests import SEED_MAX
 
 
 def add_parser(subparsers) -> None:
@@ -24,7 +25,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--ref-text", default=None, help="transcript of the reference (empty: reference-free mode)")
     p.add_argument("--ref-lang", default=None, help="language of --ref-text (default: same as --lang)")
     p.add_argument("--aux-ref", type=Path, action="append", default=[], help="extra clip(s) averaged into the timbre")
-    p.add_argument("--out", type=Path, required=True, help="output .wav file")
+    p.add_argument(
+        "--out", type=Path, required=True, help="output file: .wav, .mp3, .ogg, .flac or .opus (by its extension)"
+    )
     p.add_argument("--voice", default=None, help="a voice from the library (workspace/voices/NAME)")
     p.add_argument("--workspace", type=Path, default=None, help="workspace folder (default: workspace/)")
     p.add_argument("--pretrained", type=Path, default=None, help="folder of base models (default: pretrained/)")
@@ -40,7 +43,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--energy", type=float, default=1.0, help="loudness-contour scale around its mean (1 = unchanged)")
     p.add_argument("--pause", type=float, default=0.3, help="seconds of silence between sentences")
     p.add_argument("--split", default="cut1", help="how to cut long text: cut0–cut5 or a method name (default cut1)")
-    p.add_argument("--seed", type=int, default=-1, help="same seed → same audio; -1 = random")
+    p.add_argument(
+        "--seed", type=ranged(int, -1, SEED_MAX, "the seed"), default=-1, help="same seed → same audio; -1 = random"
+    )
     p.add_argument("--max-tokens", type=int, default=1500, help="cap on semantic tokens per sentence (25 per second)")
     p.add_argument("--auto-trim", action="store_true", help="trim a reference longer than 10 s instead of refusing it")
     p.add_argument(
@@ -55,12 +60,14 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from studio.audio.encoding import AI_MARKER, encode, format_for_path
     from studio.audio.io import save_wav
     from studio.errors import StudioError
     from studio.inference.requests import SynthesisRequest
     from studio.pretrained import PretrainedAssets
     from studio.services.synthesis import SynthesisService, VoiceModels
 
+    out_format = format_for_path(str(args.out))  # an unknown extension is refused before any work
     assets = PretrainedAssets(args.pretrained) if args.pretrained else PretrainedAssets()
     service = SynthesisService(assets, device=args.device)
     ref, ref_text, ref_lang = args.ref, args.ref_text, args.ref_lang
@@ -103,7 +110,12 @@ def run(args: argparse.Namespace) -> int:
     )
     start = time.perf_counter()
     result = service.synthesize(request, voice)
-    save_wav(args.out, result.audio, result.sample_rate, metadata={"comment": "AI-generated speech (SoVITS Studio)"})
+    if out_format == "wav":
+        save_wav(args.out, result.audio, result.sample_rate, metadata={"comment": AI_MARKER})
+    else:
+        from studio.workspace import atomic_write_bytes
+
+        atomic_write_bytes(args.out, encode(result.audio, result.sample_rate, out_format))
     took = time.perf_counter() - start
     print(
         f"Wrote {args.out} ({result.duration_s:.2f} s at {result.sample_rate} Hz, {len(result.sentences)} sentence(s), "

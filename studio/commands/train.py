@@ -7,7 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-from studio.commands.argtypes import positive
+from studio.commands.argtypes import positive, ranged
+from studio.inference.requests import SEED_MAX
+
+MAX_BATCH_SIZE = 256  # far above what a 24 GB card fits for these models; more is a typo, not a wish
 
 
 def add_parser(subparsers) -> None:
@@ -33,10 +36,16 @@ def add_parser(subparsers) -> None:
     mode.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA adapters")
     p.add_argument("--preset", choices=("fast", "balanced", "best"), default="balanced", help="default: balanced")
     p.add_argument("--epochs", type=positive, default=None, help="epochs per stage (default: from the preset)")
-    p.add_argument("--batch-size", type=positive, default=None, metavar="B", help="default: from the preset")
+    p.add_argument(
+        "--batch-size",
+        type=ranged(int, 1, MAX_BATCH_SIZE, "the batch size"),
+        default=None,
+        metavar="B",
+        help=f"1–{MAX_BATCH_SIZE} (default: from the preset)",
+    )
     p.add_argument("--max-steps", type=positive, default=None, metavar="N", help="stop each stage after N steps")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
-    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--seed", type=ranged(int, 0, SEED_MAX, "the seed"), default=1234)
     p.add_argument("--resume", action="store_true", help="continue the latest unfinished run of this project")
     p.add_argument("--detach", action="store_true", help="start the job and return at once")
     p.add_argument(

@@ -83,9 +83,9 @@ class Synthesizer:
 
     def text_features(self, text: str, lang: str, lexicon: UserLexicon | None = None) -> TextFeatures:
         """Phone ids and the 1024-d BERT matrix of ``text`` (zeros except for Chinese segments)."""
-        from studio.text.frontend import text_to_phones
+        from studio.text.frontend import ensure_speakable, text_to_phones
 
-        seq = text_to_phones(text, lang, version=self.models.version, lexicon=lexicon)
+        seq = ensure_speakable(text_to_phones(text, lang, version=self.models.version, lexicon=lexicon))
         blocks = []
         for seg in seq.segments:
             n = len(seg.phones)

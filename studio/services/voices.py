@@ -146,6 +146,7 @@ class VoiceLibrary:
         ``extra_files`` maps a relative path inside the voice folder (``references/01.wav``) to a file to copy.
         """
         name = validate_name(info.name)
+        _check_reference_length(name, reference)
         extras = {_safe_relative(rel): Path(src) for rel, src in (extra_files or {}).items()}
         target = self.root / name
         if target.exists() and not overwrite:
@@ -197,3 +198,18 @@ class VoiceLibrary:
     def delete(self, name: str) -> None:
         info = self.get(name)
         shutil.rmtree(info.folder)
+
+
+def _check_reference_length(name: str, reference: Path) -> None:
+    """A voice's reference must be at least 3 s: a shorter one is refused by every synthesis (the 3–10 s rule),
+    so a voice added with it could never speak. A longer one is kept: synthesis can trim it."""
+    from studio.audio.io import probe_audio
+    from studio.inference.reference import MAX_REFERENCE_S, MIN_REFERENCE_S
+
+    seconds = probe_audio(reference).duration_s
+    if seconds < MIN_REFERENCE_S:
+        raise VoicePackError(
+            f"Voice {name!r}: its reference clip is {seconds:.1f} s long; a reference must be "
+            f"{MIN_REFERENCE_S:g}–{MAX_REFERENCE_S:g} s of the voice.",
+            hint="Add a 3–10 s recording of the voice as its reference, then import it again.",
+        )

@@ -128,6 +128,25 @@ def _check_inputs(text: str, lang_mode: str, version: str) -> str:
     return lang_mode
 
 
+#: phones that make no sound of speech: punctuation, pauses, padding, unknown
+SILENT_PHONES = frozenset({",", ".", "!", "?", "…", "-", "'", "_", "SP", "SP2", "SP3", "UNK"})
+
+
+def ensure_speakable(sequence: PhoneSequence) -> PhoneSequence:
+    """Refuse text whose phones are only punctuation in the chosen language (e.g. Cyrillic with ``en``: the
+    front end keeps only ", ." and the model would babble for seconds). Synthesis calls this for every
+    sentence, so the CLI, the API and the studio all refuse such text in the same words."""
+    if any(p not in SILENT_PHONES for p in sequence.phones):
+        return sequence
+    lang = sequence.lang_mode
+    raise TextError(
+        f"Nothing in {sequence.text!r} can be spoken with language {lang!r}: the model reads none of its "
+        "letters, so only punctuation is left.",
+        hint="Choose the text's language, or write it in a script the model speaks (Chinese, English, "
+        "Japanese, Korean, Cantonese).",
+    )
+
+
 def text_to_phones(text: str, lang_mode: str, version: str = "v2", lexicon: UserLexicon | None = None) -> PhoneSequence:
     """Phones and phone ids of ``text`` in language mode ``lang_mode`` (``auto``, ``zh``, ``all_ja``, …).
 
