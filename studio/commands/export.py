@@ -6,6 +6,8 @@ import argparse
 from datetime import date
 from pathlib import Path
 
+from studio.commands.argtypes import positive
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -23,6 +25,13 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--out", type=Path, default=None, metavar="ZIP", help="voice pack to write (e.g. voice.zip)")
     p.add_argument("--official", type=Path, default=None, metavar="DIR", help="also write official files into DIR")
+    p.add_argument(
+        "--epoch",
+        type=positive,
+        default=None,
+        metavar="N",
+        help="for a project: which compared epoch to use (default: the recommended one, see studio train)",
+    )
     p.add_argument("--workspace", type=Path, default=None, help="workspace folder (default: workspace/)")
     p.add_argument("--pretrained", type=Path, default=None, help="base models folder (default: pretrained/)")
     p.add_argument("--speaker", default=None, help="consent: the name of the person whose voice this is")
@@ -46,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
         )
     service = VoicePackService(args.workspace, PretrainedAssets(args.pretrained) if args.pretrained else None)
     if args.name not in service.library.names() and _is_project(service.workspace_root, args.name):
-        info = service.add_project_voice(args.name, consent)
-        print(f"added the trained voice '{info.name}' to the library")
+        info = service.add_project_voice(args.name, consent, epoch=args.epoch)
+        print(f"added the trained voice '{info.name}' to the library ({_epoch_note(info, args.epoch)})")
     result = service.export_voice(args.name, args.out, official_dir=args.official, consent=consent)
     if result.pack is not None and result.manifest is not None:
         print(f"voice pack: {result.pack} ({result.manifest.weights.kind} weights)")
@@ -64,3 +73,17 @@ def _is_project(root: Path, name: str) -> bool:
         return Workspace(name, root).runs_dir.is_dir()
     except WorkspaceError:
         return False
+
+
+def _epoch_note(info, asked: int | None) -> str:
+    """Which epoch the new voice uses, in words."""
+    chosen = info.training.get("epoch_choice") or {}
+    if not isinstance(chosen.get("epoch"), int):
+        return "its final weights"
+    if chosen.get("recommended") and asked is None:
+        which = f"the recommended epoch {chosen['epoch']}"
+    elif asked is not None:
+        which = f"epoch {chosen['epoch']}, as asked"
+    else:
+        which = f"the last epoch {chosen['epoch']} (this run's epochs were not compared)"
+    return f"{which}: GPT epoch {chosen.get('gpt') or 'base'}, SoVITS epoch {chosen.get('sovits') or 'base'}"

@@ -175,6 +175,45 @@ def pair_epochs(
     return out
 
 
+def run_candidates(run_dir: Path, result: dict[str, Any], limit: int = MAX_CANDIDATES) -> list[Candidate]:
+    """The candidates of a finished run (``result`` = its result.json); a stage's last epoch is its own
+    float32 output file, earlier ones the per-epoch files (none for runs made before they were kept)."""
+    from studio.training.epoch_weights import saved_epochs
+    from studio.training.run_layout import RunPaths
+
+    paths = RunPaths(Path(run_dir))
+    by_stage: dict[str, dict[int, Path] | None] = {}
+    for stage in ("gpt", "sovits"):
+        summary = result.get("stages", {}).get(stage)
+        if not isinstance(summary, dict):
+            by_stage[stage] = None
+            continue
+        files = saved_epochs(paths, stage)
+        final = int(summary.get("epochs") or max(files, default=1))
+        files = {e: p for e, p in files.items() if e < final}
+        files[final] = paths.dir / str(summary["weights"])
+        by_stage[stage] = files
+    return pair_epochs(by_stage["gpt"], by_stage["sovits"], limit)
+
+
+def pick_candidate(run_dir: Path, result: dict[str, Any], number: int | None) -> tuple[Candidate, bool]:
+    """The candidate to turn into a voice: ``number`` if given, else the report's recommendation, else the last
+    one; and whether it is the recommended one. An unknown number is refused, naming the valid ones."""
+    from studio.errors import TrainingError
+
+    candidates = {c.number: c for c in run_candidates(run_dir, result)}
+    report = load_report(run_dir)
+    recommended = report.recommended if report is not None else None
+    wanted = number if number is not None else recommended
+    if wanted is None:
+        wanted = max(candidates)
+    if wanted not in candidates:
+        raise TrainingError(
+            f"This run has no epoch {wanted} to use.", hint=f"Choose one of: {', '.join(map(str, candidates))}."
+        )
+    return candidates[wanted], wanted == recommended
+
+
 # ----------------------------------------------------------------------------------------- the rule
 
 

@@ -39,7 +39,6 @@ from studio.services.epoch_choice import (
     EpochReport,
     EpochScore,
     load_report,
-    pair_epochs,
     recommend,
     save_report,
 )
@@ -195,21 +194,9 @@ def read_run(run_dir: Path) -> RunInputs:
 
 
 def run_candidates(inputs: RunInputs, limit: int) -> list[Candidate]:
-    """Pair the saved epochs of both stages; the last epoch of a stage is its own float32 output file."""
-    from studio.training.epoch_weights import saved_epochs
+    from studio.services.epoch_choice import run_candidates as candidates_of
 
-    by_stage: dict[str, dict[int, Path] | None] = {}
-    for stage in ("gpt", "sovits"):
-        summary = inputs.result["stages"].get(stage)
-        if not isinstance(summary, dict):
-            by_stage[stage] = None
-            continue
-        files = saved_epochs(inputs.paths, stage)
-        final = int(summary.get("epochs") or max(files, default=1))
-        files = {e: p for e, p in files.items() if e < final}
-        files[final] = inputs.paths.dir / str(summary["weights"])
-        by_stage[stage] = files
-    return pair_epochs(by_stage["gpt"], by_stage["sovits"], limit)
+    return candidates_of(inputs.paths.dir, inputs.result, limit)
 
 
 # ----------------------------------------------------------------------------------------- the scorer

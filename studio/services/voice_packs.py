@@ -124,7 +124,10 @@ class VoicePackService:
             ui_hint="Open Models & Settings and press Download to restore the base model files.",
         )
 
-    def _read_run(self, workspace_name: str, run_id: str) -> tuple[RunPaths, dict, dict[str, _RunStage]]:
+    def _read_run(
+        self, workspace_name: str, run_id: str, epoch: Any = None
+    ) -> tuple[RunPaths, dict, dict[str, _RunStage]]:
+        """The run's stages; ``epoch`` (an epoch_choice.Candidate) swaps in that epoch's weights."""
         paths = RunPaths.of(Workspace(workspace_name, self.workspace_root), run_id)
         result = read_json(paths.result_json)
         if result is None or not isinstance(result.get("stages"), dict):
@@ -143,9 +146,15 @@ class VoicePackService:
             if weights.parent != paths.dir or not weights.is_file():
                 raise TrainingError(f"Run {run_id}: the {stage} weights file {weights.name} is missing.")
             config = entry.get("upstream_config") if isinstance(entry.get("upstream_config"), dict) else {}
+            epochs = _nonneg(entry.get("epochs"))
+            chosen = getattr(epoch, f"{stage}_weights", None)
+            if chosen is not None:
+                if not chosen.is_file():
+                    raise TrainingError(f"Run {run_id}: the weights of {stage} epoch {epoch.number} are missing.")
+                weights, epochs = chosen, _nonneg(getattr(epoch, f"{stage}_epoch"))
             stages[stage] = _RunStage(
                 mode, self._base_path(stage, entry.get("base"), run_base(result)), weights, entry.get("lora"), config,
-                _nonneg(entry.get("epochs")), _nonneg(entry.get("steps")),
+                epochs, _nonneg(entry.get("steps")),
             )  # fmt: skip
         return paths, result, stages
 
@@ -173,14 +182,21 @@ class VoicePackService:
         *,
         name: str | None = None,
         overwrite: bool = False,
+        epoch: int | None = None,
     ) -> VoiceInfo:
         """Turn a finished training run into a library voice (merged, official-format files).
 
         ``reference``: the default reference clip (or several, the default first) with transcript and language.
+        ``epoch``: which scored epoch to keep (:mod:`studio.services.epoch_choice`); by default the recommended
+        one when the run has a report, else the last.
         """
+        from studio.services.epoch_choice import pick_candidate
+
         references = [reference] if isinstance(reference, FoundReference) else list(reference)
         voice_name = self._free_name(name or workspace_name, overwrite)
-        _, result, stages = self._read_run(workspace_name, run_id)
+        run_dir = RunPaths.of(Workspace(workspace_name, self.workspace_root), run_id).dir
+        pick, recommended = pick_candidate(run_dir, read_json(run_dir / "result.json") or {"stages": {}}, epoch)
+        _, result, stages = self._read_run(workspace_name, run_id, pick)
         summary = {
             "run_id": run_id,
             "epochs": {s: i.epochs for s, i in stages.items() if i.mode != "base"},
@@ -188,7 +204,10 @@ class VoicePackService:
             "modes": {s: i.mode for s, i in stages.items()},
             "final_loss": {s: e.get("final_loss") for s, e in result["stages"].items() if isinstance(e, dict)},
             "dataset": result.get("dataset", {}),
-        }
+            "epoch_choice": {
+                "epoch": pick.number, "gpt": pick.gpt_epoch, "sovits": pick.sovits_epoch, "recommended": recommended,
+            },
+        }  # fmt: skip
         language = str(result.get("language") or "")
         info = VoiceInfo(
             name=voice_name,
@@ -209,7 +228,13 @@ class VoicePackService:
     # ------------------------------------------------------------------------------------------ library plumbing
 
     def add_project_voice(
-        self, workspace_name: str, consent: ConsentRecord | None, *, run_id: str | None = None, overwrite: bool = False
+        self,
+        workspace_name: str,
+        consent: ConsentRecord | None,
+        *,
+        run_id: str | None = None,
+        overwrite: bool = False,
+        epoch: int | None = None,
     ) -> VoiceInfo:
         """The newest finished training run of a project → a library voice named after the project.
 
@@ -236,7 +261,7 @@ class VoicePackService:
         reference = FoundReference(
             Path(picked["audio_path"]), str(picked.get("text", "")), str(picked.get("language") or "auto")
         )
-        return self.register_trained_voice(workspace_name, run_id, consent, reference, overwrite=overwrite)
+        return self.register_trained_voice(workspace_name, run_id, consent, reference, overwrite=overwrite, epoch=epoch)
 
     def _free_name(self, name: str, overwrite: bool) -> str:
         try:
@@ -350,7 +375,7 @@ class VoicePackService:
         if not isinstance(workspace, str) or not isinstance(run_id, str):
             return None
         try:
-            _, result, stages = self._read_run(workspace, run_id)
+            _, result, stages = self._read_run(workspace, run_id, self._voice_epoch(info, workspace, run_id))
         except StudioError as exc:
             _LOGGER.info("exporting merged weights of '%s': its run is not usable (%s)", info.name, exc)
             return None
@@ -372,6 +397,17 @@ class VoicePackService:
             training=info.training,
             model_version=run_base(result),
         )
+
+    def _voice_epoch(self, info: VoiceInfo, workspace: str, run_id: str) -> Any:
+        """The epoch candidate a voice was made from (None: the run's final weights)."""
+        from studio.services.epoch_choice import pick_candidate
+
+        chosen = info.training.get("epoch_choice")
+        number = chosen.get("epoch") if isinstance(chosen, dict) else None
+        if not isinstance(number, int):
+            return None
+        run_dir = RunPaths.of(Workspace(workspace, self.workspace_root), run_id).dir
+        return pick_candidate(run_dir, read_json(run_dir / "result.json") or {"stages": {}}, number)[0]
 
     # ------------------------------------------------------------------------------------------ import
 
