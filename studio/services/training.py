@@ -20,7 +20,9 @@ from typing import Any
 
 from studio.errors import DatasetError, StudioError, TrainingError
 from studio.pretrained import PretrainedAssets
-from studio.training.events import EventPage, TrainingEvent, read_event_page, read_events
+from studio.training.events import EventPage, TrainingEvent, read_event_page, read_events, unique_steps
+from studio.training.lock import ProjectLock
+from studio.training.outcome import NO_REASON, exit_reason, watch_exit
 from studio.training.presets import choose_plan
 from studio.training.run_layout import STAGES, RunConfig, RunPaths, new_run_id, read_json
 from studio.workspace import Workspace
@@ -152,7 +154,7 @@ class TrainingService:
                 hint="Run `studio prep` first.",
                 ui_hint="Prepare the recordings in the Prepare tab first.",
             )
-        seconds, clips, zh = 0.0, 0, False
+        seconds, clips, zh, untexted = 0.0, 0, False, 0
         for entry in read_list(ws.dataset_list, strict=False):
             try:
                 seconds += probe_audio(entry.audio_path).duration_s
@@ -160,6 +162,14 @@ class TrainingService:
                 continue
             clips += 1
             zh = zh or entry.language == "zh"
+            untexted += not entry.text.strip()
+        if clips and untexted == clips:
+            raise TrainingError(
+                f"None of the {clips} clip(s) of {name!r} has a transcript; training learns from audio and text "
+                "together.",
+                hint="Transcribe them (studio prep without --no-asr) or type the texts, then train.",
+                ui_hint="Transcribe the clips in the Prepare tab, or type their texts, then train.",
+            )
         return seconds, clips, zh
 
     # ------------------------------------------------------------------------------------------ control
@@ -210,6 +220,7 @@ class TrainingService:
     def start(self, name: str, options: TrainingOptions | None = None) -> str:
         """Start a new run in a child process; returns its run id."""
         cfg = self.plan(name, options or TrainingOptions())
+        self._lock(cfg.paths).acquire(os.getpid(), cfg.run_id)  # refuses a second training of the project
         cfg.paths.dir.mkdir(parents=True, exist_ok=True)
         cfg.save()
         self._spawn(cfg.paths)
@@ -248,7 +259,9 @@ class TrainingService:
 
     # ------------------------------------------------------------------------------------------ watching
     def events(self, run_id: str, since: int = 0) -> EventPage:
-        return read_event_page(self._paths(run_id).events, since)
+        """Events from number ``since``; each step once (files of older resumed runs may hold it twice)."""
+        page = read_event_page(self._paths(run_id).events, since)
+        return EventPage(unique_steps(page.events), page.next_since)
 
     def status(self, run_id: str) -> RunStatus:
         paths = self._paths(run_id)
@@ -260,10 +273,15 @@ class TrainingService:
         for e in current:
             _apply(status, e, paths)
         terminal = next((e for e in reversed(current) if e.terminal), None)
+        if terminal is not None and terminal.kind == "interrupted" and alive:
+            terminal = None  # resumed: its new start event is not written yet
         if terminal is not None:
-            status.state = {"done": "done", "error": "error", "cancelled": "cancelled"}[terminal.kind]
+            status.state = terminal.kind
         elif not alive:
             status.state = "interrupted" if events or paths.run_json.is_file() else "pending"
+            if status.state == "interrupted":  # killed: say how, when this process started it
+                proc = self._procs.get(run_id)
+                status.message = exit_reason(proc.returncode) if proc is not None else NO_REASON
         return status
 
     def list_runs(self, name: str) -> list[RunStatus]:
@@ -312,13 +330,27 @@ class TrainingService:
             raise TrainingError(f"No training run {run_id!r} under {self.workspace_root}.")
         return RunPaths(found[0].parent)
 
+    @staticmethod
+    def _lock(paths: RunPaths) -> ProjectLock:
+        return ProjectLock(paths.dir.parent, paths.dir.parent.parent.name)
+
     def _spawn(self, paths: RunPaths) -> None:
+        """Start the job process holding the project's training lock; a watcher thread records why it ended
+        when it could not say so itself (killed)."""
+        lock = self._lock(paths)
+        lock.acquire(os.getpid(), paths.run_id)
         argv = [sys.executable, "-m", "studio.services.training_job", "--config", str(paths.run_json)]
-        with open(paths.log, "ab") as log:
-            proc = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
+        try:
+            with open(paths.log, "ab") as log:
+                proc = subprocess.Popen(
+                    argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                )
+        except BaseException:
+            lock.release(os.getpid())
+            raise
+        lock.hand_over(proc.pid, paths.run_id)
         self._procs[paths.run_id] = proc
+        watch_exit(proc, paths)
         _LOGGER.info("started training job %s (pid %d)", paths.run_id, proc.pid)
 
     @staticmethod

@@ -5,7 +5,11 @@ The job appends one object per line and flushes after each; readers poll with :f
 
 Kinds: ``start``, ``stage`` (a stage begins: its planned epochs/steps), ``step`` (losses, lr, samples/s,
 ETA), ``epoch`` (end of an epoch), ``sample`` (a sample WAV was written: ``path``), ``checkpoint``,
-``stage_done``, and the terminal kinds ``done``, ``error`` (``message``), ``cancelled``.
+``stage_done``, and the terminal kinds ``done``, ``error`` (``message``), ``cancelled`` and ``interrupted``
+(written by the process that spawned a job which was killed: ``message`` says how, e.g. the signal).
+
+A resumed job replays the steps after its last checkpoint without logging them again (``loop._skip_replayed``);
+files written before that rule may hold a step twice, so readers keep the last of each (:func:`unique_steps`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-TERMINAL = ("done", "error", "cancelled")
+TERMINAL = ("done", "error", "cancelled", "interrupted")
 
 
 @dataclass
@@ -106,6 +110,13 @@ def read_event_page(path: Path, since: int = 0) -> EventPage:
 
 def read_events(path: Path, since: int = 0) -> list[TrainingEvent]:
     return read_event_page(path, since).events
+
+
+def unique_steps(events: list[TrainingEvent]) -> list[TrainingEvent]:
+    """``events`` with each (stage, step) ``step`` event once (the last one): tolerates files from resumed
+    runs made before replayed steps were skipped."""
+    last = {(e.stage, e.step): i for i, e in enumerate(events) if e.kind == "step"}
+    return [e for i, e in enumerate(events) if e.kind != "step" or last[(e.stage, e.step)] == i]
 
 
 def count_events(path: Path) -> int:

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from studio.corpus import DatasetEntry, read_list, text_for_phones
-from studio.errors import DatasetError, StudioError
+from studio.errors import CheckpointError, DatasetError, MissingPretrainedError, StudioError
 from studio.pretrained import BasePaths, PretrainedAssets
 from studio.text.user_lexicon import UserLexicon, using
 from studio.workspace import Workspace, atomic_write_bytes, atomic_write_json
@@ -301,6 +301,8 @@ def extract_features(
         try:
             with using(lexicon):
                 tensors, seconds = extract_one(entry, models)
+        except (CheckpointError, MissingPretrainedError):
+            raise  # a base model that cannot be loaded is not a problem of this clip: stop and say so
         except StudioError as exc:
             _LOGGER.warning("skipping %s: %s", entry.name, exc)
             skipped.append(f"{entry.name}: {exc.message}")

@@ -27,7 +27,9 @@ import torch
 from studio.errors import StudioError, TrainingError
 from studio.pretrained import BasePaths, PretrainedAssets, sha256_of
 from studio.training.events import EventWriter
+from studio.training.lock import ProjectLock
 from studio.training.loop import TrainingCancelled, run_stage
+from studio.training.outcome import crash_message, remove_stale_temp
 from studio.training.run_layout import RESULT_FORMAT, RunConfig, read_json
 from studio.workspace import atomic_write_json
 
@@ -106,7 +108,7 @@ def run_job(cfg: RunConfig, emit: EventWriter, should_stop) -> dict[str, Any]:
             "step", stage="features", step=done, total_steps=total, message=name
         ),
     )
-    check_data_amount(features.seconds, len(features.items))
+    check_data_amount(features.seconds, len(features.items), features.skipped)
     utterances = load_utterances(features)
     language = features.main_language
     emit(
@@ -188,11 +190,20 @@ def main(argv: list[str] | None = None, after_training: AfterTraining | None = N
         return EXIT_USER_ERROR
     paths = cfg.paths
     emit = EventWriter(paths.events)
+    lock = ProjectLock(cfg.workspace.runs_dir, cfg.name)
+    try:
+        lock.acquire(os.getpid(), cfg.run_id)
+    except TrainingError as exc:
+        emit("error", message=str(exc))
+        return EXIT_USER_ERROR
     stop = _StopWatch(paths.stop_file)
     signal.signal(signal.SIGTERM, stop.handler)
     paths.pid_file.write_text(str(os.getpid()))
+    stale = remove_stale_temp(paths)
     resumed = any(paths.checkpoint(s).is_file() for s in cfg.stages)
     emit("start", message=f"{'resuming' if resumed else 'starting'} run {cfg.run_id} on {cfg.device}")
+    if stale:
+        emit("log", message=f"removed {len(stale)} half-written file(s) left by the previous attempt")
     try:
         run_job(cfg, emit, stop)
         if after_training is not None:
@@ -200,16 +211,18 @@ def main(argv: list[str] | None = None, after_training: AfterTraining | None = N
         emit("done", path=paths.result_json.name)
         return EXIT_DONE
     except TrainingCancelled:
-        emit("cancelled", message="stopped; resume to continue from the last checkpoint")
+        who = "stopped by the user" if paths.stop_file.exists() else "stopped by a termination signal (SIGTERM)"
+        emit("cancelled", message=f"{who}; resume to continue from the last checkpoint")
         return EXIT_CANCELLED
     except StudioError as exc:
         emit("error", message=str(exc))
         return EXIT_USER_ERROR
     except Exception as exc:
         _LOGGER.exception("training crashed")
-        emit("error", message=f"{type(exc).__name__}: {exc} (details in job.log)")
+        emit("error", message=crash_message(exc))
         return EXIT_CRASH
     finally:
+        lock.release(os.getpid())
         paths.stop_file.unlink(missing_ok=True)
         try:
             if paths.pid_file.read_text().strip() == str(os.getpid()):

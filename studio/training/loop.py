@@ -125,6 +125,7 @@ def run_stage(
         _LOGGER.info("resuming %s at epoch %d batch %d (step %d)", stage, state.epoch, state.batch, state.step)
     total = planned_steps(trainer, cfg.max_steps)
     lengths = trainer.lengths()
+    emit_new = _skip_replayed(emit, paths.events, stage)  # also after a kill before the first checkpoint
 
     def save(kind: str | None = None) -> None:
         save_checkpoint(ckpt_path, state, trainer.trainable_state(), trainer.optimizers, trainer.schedulers)
@@ -166,7 +167,7 @@ def run_stage(
             done_here += 1
             items_here += len(indices)
             elapsed = max(time.monotonic() - t0, 1e-6)
-            emit(
+            emit_new(
                 "step",
                 stage=stage,
                 epoch=state.epoch + 1,
@@ -183,14 +184,20 @@ def run_stage(
             trainer.end_epoch()
             state.epoch += 1
             state.batch = 0
-            emit("epoch", stage=stage, epoch=state.epoch, step=state.step, total_steps=total, losses=state.last_losses)
-            last_sample = _sample(trainer, paths, state.epoch, emit) or last_sample
+            emit_new(
+                "epoch", stage=stage, epoch=state.epoch, step=state.step, total_steps=total, losses=state.last_losses
+            )
+            last_sample = _sample(trainer, paths, state.epoch, emit_new) or last_sample
             sampled_epoch = state.epoch
             _save_epoch(trainer, cfg, state.epoch)
             save("checkpoint")
     if sampled_epoch != state.epoch + 1 and state.batch > 0:  # stopped inside an epoch by the step cap
-        last_sample = _sample(trainer, paths, state.epoch + 1, emit) or last_sample
+        last_sample = _sample(trainer, paths, state.epoch + 1, emit_new) or last_sample
         _save_epoch(trainer, cfg, state.epoch + 1)
+    if done_here >= 2:  # remember this computer's speed for the next time estimate
+        from studio.training.estimate import record_speed
+
+        record_speed(cfg.workspace_root, cfg.device, stage, items_here / max(time.monotonic() - t0, 1e-6))
     summary = trainer.write_outputs(paths, state)
     summary.update(
         epochs=state.epoch + (1 if state.batch else 0),
@@ -210,6 +217,25 @@ def run_stage(
         path=summary.get("weights"),
     )
     return summary
+
+
+def _skip_replayed(emit: EventWriter, events_path, stage: str) -> Callable[..., Any]:
+    """``emit`` for a resumed stage: the steps after the last checkpoint are trained again (same batches, same
+    RNG), but their step/epoch/sample events were logged before the kill, so they are not written twice."""
+    from studio.training.events import read_events
+
+    logged = read_events(events_path)
+    last_step = max((e.step or 0 for e in logged if e.kind == "step" and e.stage == stage), default=0)
+    seen = {(e.kind, e.epoch) for e in logged if e.kind in ("epoch", "sample") and e.stage == stage}
+
+    def emit_new(kind: str, **fields: Any) -> Any:
+        if kind == "step" and (fields.get("step") or 0) <= last_step:
+            return None
+        if kind in ("epoch", "sample") and (kind, fields.get("epoch")) in seen:
+            return None
+        return emit(kind, **fields)
+
+    return emit_new
 
 
 def _sample(trainer: StageTrainer, paths: RunPaths, epoch: int, emit: EventWriter) -> str | None:

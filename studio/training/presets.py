@@ -9,6 +9,8 @@ overridden (``TrainingPlan.with_overrides``). Less than 20 s of data is refused.
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
 from studio.errors import DatasetError
@@ -42,13 +44,24 @@ class TrainingPlan:
         return asdict(self)
 
 
-def check_data_amount(seconds: float, n_clips: int) -> None:
-    if seconds < MIN_SECONDS or n_clips < 1:
+def check_data_amount(seconds: float, n_clips: int, skipped: Sequence[str] = ()) -> None:
+    """Refuse less than ``MIN_SECONDS``; ``skipped`` ("<clip>: reason") says why clips were left out, so a
+    dataset that is all unusable (no transcripts, say) is refused for that reason, not for its length."""
+    if seconds >= MIN_SECONDS and n_clips >= 1:
+        return
+    if skipped:
+        reasons = Counter(item.split(": ", 1)[-1] for item in skipped)
+        common, count = reasons.most_common(1)[0]
         raise DatasetError(
-            f"The dataset holds {seconds:.1f} s of usable audio in {n_clips} clip(s); training needs at least "
-            f"{MIN_SECONDS:g} s.",
-            hint="Add more recordings (one minute or more works best) and prepare the dataset again.",
+            f"{len(skipped)} clip(s) cannot be used for training, leaving {seconds:.1f} s of usable audio "
+            f"(at least {MIN_SECONDS:g} s are needed). Most common reason ({count} clip(s)): {common}",
+            hint="Fix the clips in the Prepare tab (or prepare the recordings again), then start training.",
         )
+    raise DatasetError(
+        f"The dataset holds {seconds:.1f} s of usable audio in {n_clips} clip(s); training needs at least "
+        f"{MIN_SECONDS:g} s.",
+        hint="Add more recordings (one minute or more works best) and prepare the dataset again.",
+    )
 
 
 def choose_plan(

@@ -10,6 +10,7 @@ from typing import Any
 
 import gradio as gr
 
+from studio.services.training_time import estimate_start, save_preset, saved_preset
 from studio.ui.tabs._shared import (
     fmt_seconds,
     guard,
@@ -23,6 +24,7 @@ from studio.ui.tabs._shared import (
     user_error,
     widget,
 )
+from studio.ui.tabs._train_plots import PLOTS, curve_frame, curve_plot
 
 PRESET_CHOICES = (
     ("Fast: a first voice quickly", "fast"),
@@ -33,7 +35,7 @@ STAGE_TITLES = {"gpt": "train.stage.gpt", "sovits": "train.stage.sovits", "featu
 POLL_S = 2.0
 RUNNING = ("pending", "running")
 RESUMABLE = ("interrupted", "cancelled", "error")
-N_PROGRESS = 10  # outputs of TrainHandlers.progress
+N_PROGRESS = 11  # outputs of TrainHandlers.progress
 
 
 class TrainHandlers:
@@ -74,7 +76,7 @@ class TrainHandlers:
             return self.t("record.need_project"), gr.update(interactive=False)
         try:
             seconds, clips, _ = self.training.dataset_seconds(name)
-            cfg = self.training.plan(name, self.options(preset, max_steps))
+            cfg, estimate = estimate_start(self.training, name, self.options(preset, max_steps))
         except StudioError as exc:
             return "⚠ " + str(exc), gr.update(interactive=False)
         text = (
@@ -91,6 +93,8 @@ class TrainHandlers:
         )
         if cfg.max_steps:
             text += " " + self.t("train.plan_steps", steps=cfg.max_steps)
+        basis = "train.estimate_measured" if estimate.measured else "train.estimate_rough"
+        text += "\n\n" + self.t("train.estimate", time=fmt_seconds(estimate.seconds), basis=self.t(basis))
         return text + "\n\n" + self.base_text(), gr.update(interactive=True)
 
     def base_text(self, requested: str | None = None) -> str:
@@ -100,6 +104,11 @@ class TrainHandlers:
         if choice.version == "v2" and "v2ProPlus" not in choice.present:
             text += " " + self.t("train.base_upgrade")
         return text
+
+    def remember_preset(self, project: Any, preset: str) -> None:
+        name = project_name(project, self.ui)
+        if name:
+            save_preset(self.training, name, preset)
 
     def consent_fields(self, project: Any) -> tuple:
         name = project_name(project, self.ui)
@@ -171,6 +180,7 @@ class TrainHandlers:
                 self.t("train.idle"),
                 _empty_plot(),
                 _empty_plot(),
+                _empty_plot(),
                 None,
                 gr.update(choices=[], value=None),
                 gr.update(interactive=False),
@@ -181,16 +191,16 @@ class TrainHandlers:
             )
         page = self.training.events(run_id, since=0)
         events, next_since = page.events, page.next_since
-        state = self.training.status(run_id).state
+        status = self.training.status(run_id)
+        state = status.state
         samples = [e.path for e in events if e.kind == "sample" and e.path]
         run_dir = self.training.run_dir(run_id)
         sample_paths = [str(run_dir / p) for p in samples]
         latest = sample_paths[-1] if sample_paths else None
         running = state in RUNNING
         return (
-            self.status_text(state, events),
-            _loss_frame(events, "gpt"),
-            _loss_frame(events, "sovits"),
+            self.status_text(state, events, run_id, status.message),
+            *(curve_frame(events, plot, self.t) for plot in PLOTS),
             latest,
             gr.update(choices=[(Path(p).stem, p) for p in sample_paths], value=latest),
             gr.update(interactive=state == "done"),
@@ -209,7 +219,7 @@ class TrainHandlers:
                 return tuple(gr.skip() for _ in range(N_PROGRESS))
         return self.progress(project, run_id, 0)
 
-    def status_text(self, state: str, events: list) -> str:
+    def status_text(self, state: str, events: list, run_id: str | None = None, reason: str | None = None) -> str:
         lines = [self.t(f"train.state.{state}") if state else ""]
         steps = [e for e in events if e.kind == "step" and e.stage in ("gpt", "sovits")]
         if steps:
@@ -224,8 +234,14 @@ class TrainHandlers:
                     total=last.total_steps or "?",
                 )
             )
-            if last.eta_s is not None and state in RUNNING:
-                lines.append(self.t("train.eta", eta=fmt_seconds(last.eta_s)))
+        if run_id and state in RUNNING:  # every stage still to come, not just the current one
+            from studio.services.training_time import time_left
+
+            left = time_left(self.training, run_id, events)
+            if left is not None:
+                lines.append(self.t("train.eta", eta=fmt_seconds(left)))
+        if reason and state in ("interrupted", "cancelled"):
+            lines.append(self.t("train.reason", reason=reason))
         errors = [e.message for e in events if e.kind == "error" and e.message]
         if errors:
             lines.append("⚠ " + errors[-1])
@@ -236,7 +252,9 @@ class TrainHandlers:
         name = project_name(project, self.ui)
         runs = self.runs_update(name) if name else (gr.update(choices=[], value=None),)
         latest = self._latest(name) if name else None
+        preset = (saved_preset(self.training, name) if name else None) or preset
         return (
+            gr.update(value=preset),
             *self.readiness(project, preset, max_steps),
             *self.consent_fields(project),
             *runs,
@@ -256,35 +274,6 @@ def _empty_plot() -> Any:
     """No data yet. ``None``, not an empty DataFrame: Gradio fixes a plot's column types from its first value,
     and an empty frame's types (object) would keep the real curves from being drawn later."""
     return None
-
-
-def _loss_frame(events: list, stage: str) -> Any:
-    """Long-format (step, loss, series) rows of a stage's step events, for a ``gr.LinePlot``."""
-    import pandas as pd
-
-    rows = []
-    for e in events:
-        if e.kind == "step" and e.stage == stage and e.step is not None:
-            for key, value in (e.losses or {}).items():
-                if value is not None:
-                    rows.append({"step": int(e.step), "loss": float(value), "series": key})
-    return pd.DataFrame(rows) if rows else _empty_plot()
-
-
-def _loss_plot(ui: Any, label: str, elem_id: str) -> Any:
-    """The live loss plot of one stage (one line per loss series)."""
-    return widget(
-        ui,
-        gr.LinePlot,
-        value=_empty_plot(),
-        x="step",
-        y="loss",
-        color="series",
-        label=label,
-        x_title="@train.axis_step",
-        y_title="@train.axis_loss",
-        elem_id=elem_id,
-    )
 
 
 # ---- layout + wiring ----------------------------------------------------------------------------------
@@ -341,8 +330,9 @@ def build_train_tab(studio: Any, ui: Any) -> None:
         run = widget(ui, gr.Dropdown, label="@train.run", choices=[], elem_id="train-run")
     status = gr.Markdown(elem_id="train-status")
     with gr.Row():
-        gpt_plot = _loss_plot(ui, "@train.gpt_plot", "train-plot-gpt")
-        sovits_plot = _loss_plot(ui, "@train.sovits_plot", "train-plot-sovits")
+        gpt_plot = curve_plot(ui, "@train.gpt_plot", "@train.axis_loss", "train-plot-gpt")
+        acc_plot = curve_plot(ui, "@train.acc_plot", "@train.axis_accuracy", "train-plot-accuracy")
+        sovits_plot = curve_plot(ui, "@train.sovits_plot", "@train.axis_loss", "train-plot-sovits")
     with gr.Row():
         samples = widget(ui, gr.Dropdown, label="@train.samples", choices=[], elem_id="train-samples")
         sample = widget(ui, gr.Audio, label="@train.sample", type="filepath", interactive=False, elem_id="train-sample")
@@ -363,7 +353,7 @@ def build_train_tab(studio: Any, ui: Any) -> None:
     since = gr.State(0)
     timer = gr.Timer(POLL_S, active=False)
 
-    progress_out = [status, gpt_plot, sovits_plot, sample, samples, add_voice, since, timer, stop, resume]
+    progress_out = [status, gpt_plot, acc_plot, sovits_plot, sample, samples, add_voice, since, timer, stop, resume]
     start.click(
         guard(h.start),
         [project, preset, max_steps, consent, speaker, statement],
@@ -378,12 +368,13 @@ def build_train_tab(studio: Any, ui: Any) -> None:
     samples.change(lambda p: p, samples, sample)
     library = [ui.library_changed] if getattr(ui, "library_changed", None) is not None else []
     add_voice.click(guard(h.add_voice), [project, run, voice_name], [added, *library], api_name="train_add_voice")
-    load_out = [readiness, start, consent, speaker, statement, run, *progress_out]
+    load_out = [preset, readiness, start, consent, speaker, statement, run, *progress_out]
     project.change(guard(h.load), [project, preset, max_steps], load_out)
     on_load(ui, h.load, [project, preset, max_steps], load_out)
     on_language(ui, lambda: "", None, added)  # "Added the voice …" would stay in the old language
     ready_in = [project, preset, max_steps]
     preset.change(guard(h.readiness), ready_in, [readiness, start])
+    preset.input(guard(h.remember_preset), [project, preset], None)
     max_steps.change(guard(h.readiness), ready_in, [readiness, start])
     if isinstance(tab, gr.Tab):  # opening the tab re-reads the dataset and the run (and its texts' language)
         tab.select(guard(h.readiness), ready_in, [readiness, start])
