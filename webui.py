@@ -80,7 +80,7 @@ def _start(args: argparse.Namespace) -> None:
             print(f"  - {item.path}  ({item.purpose})", flush=True)
         print("Get them with `studio download` (or the Download button in Models & Settings).", flush=True)
     if args.api:
-        start_api(studio, args.host, args.api)
+        start_api(studio, args.host, claim_port(args.host, args.api, what="--api port"), args.api_key)
     app = build_app(studio)
     print(f"SoVITS Studio: http://{args.host}:{port}  (workspace: {settings.workspace})", flush=True)
     from studio.ui.local_page import launch_options
@@ -90,8 +90,23 @@ def _start(args: argparse.Namespace) -> None:
         server_port=port,
         inbrowser=not args.no_browser,
         allowed_paths=[str(settings.workspace)],
-        **launch_options(studio),  # nothing on the page comes from outside this computer
+        # nothing on the page comes from outside this computer; no page elsewhere can drive it
+        **launch_options(studio, {"middleware": [guard_middleware(args.host)]}),
     )
+
+
+def guard_middleware(host: str):
+    """The API's Host/cross-site guard in front of the studio page and every ``/gradio_api`` route.
+
+    Gradio 5's own CORS rules only decide who may *read* an answer (and let any localhost port read), and it
+    checks no Host header; a page elsewhere could still make the studio run its functions. A link to the
+    start page from elsewhere still opens it.
+    """
+    from starlette.middleware import Middleware
+
+    from studio.api.middleware import LocalGuard
+
+    return Middleware(LocalGuard, host=host, navigable=("/",))
 
 
 def start_api(studio, host: str, port: int, api_key: str | None = None) -> None:
