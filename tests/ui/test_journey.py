@@ -110,12 +110,18 @@ def _train(page, workspace, screenshot) -> None:
     _wait_text(page, "#train-status", "Training finished", 400)
     page.wait_for_function("!document.querySelector('#train-add-voice').disabled", timeout=30_000)
     assert page.locator("#train-samples input").input_value()  # a per-epoch sample to listen to
+    _wait_text(page, "#train-epochs-summary", "Recommended: epoch", 60)  # epochs compared by listening
+    table = page.locator("#train-epochs").inner_text()
+    assert "similarity" in table and "CER" in table and "★" in table, table
+    assert "recommended" in page.locator("#train-epoch-pick input").input_value()
     consent = json.loads((workspace / PROJECT / "consent.json").read_text(encoding="utf-8"))
     assert consent["speaker_name"] == "Joe Tester" and consent["confirmed"] is True
     page.locator("#train-voice-name textarea, #train-voice-name input").first.fill(VOICE)
     page.locator("#train-add-voice").click()
     _wait_text(page, "#train-added", VOICE, 180)
     assert (workspace / "voices" / VOICE / "voice.json").is_file()
+    added = json.loads((workspace / "voices" / VOICE / "voice.json").read_text(encoding="utf-8"))
+    assert added["training"]["epoch_choice"]["recommended"] is True  # the recommended epoch, as nobody picked
     screenshot(page, "journey_3_train")
 
 

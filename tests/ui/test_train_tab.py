@@ -29,6 +29,11 @@ class FakeTraining:
     def list_runs(self, name: str) -> list[RunStatus]:
         return [RunStatus("r1", self.state)]
 
+    def epoch_report(self, run_id: str):
+        from studio.services.epoch_choice import load_report
+
+        return load_report(self.dir)
+
 
 class FakeStudio:
     def __init__(self, tmp: Path, training: FakeTraining) -> None:
@@ -89,3 +94,42 @@ def test_timer_tick_redraws_only_when_new_events_arrive(tmp_path):
     handlers.training.log.append(_steps("gpt", 3, loss=6.0)[-1])
     redrawn = handlers.tick("demo", "r1", seen)
     assert list(redrawn[1]["loss"]) == [7.0, 7.0, 6.0] and redrawn[6] == 3
+
+
+def test_epoch_panel_shows_the_scores_the_recommendation_and_the_picked_epoch(tmp_path):
+    from studio.audio.io import save_wav
+    from studio.services.epoch_choice import EpochReport, EpochScore, recommend, save_report
+    from studio.ui.tabs._epoch_choice import N_OUTPUTS, EpochPanel
+
+    scores = [
+        EpochScore(1, 1, 1, cer=0.40, similarity=0.91, samples=["epoch_choice/e1_s1.wav"]),
+        EpochScore(2, 2, 1, cer=0.05, similarity=0.83, samples=["epoch_choice/e2_s1.wav"]),
+    ]
+    for n in (1, 2):
+        save_wav(tmp_path / f"epoch_choice/e{n}_s1.wav", [0.1 * n] * 3200, 32000)
+    report = EpochReport("r1", "en", ["A sentence."], "resemblyzer", 1, scores)
+    report.recommended, report.reason = recommend(scores)
+    save_report(tmp_path, report)
+    studio = FakeStudio(tmp_path, FakeTraining(tmp_path, [TrainingEvent("done")], "done"))
+    panel = EpochPanel(studio, FakeUI())
+    out = panel.refresh("demo", "r1")
+    assert len(out) == N_OUTPUTS
+    table, summary, pick, listen, score = out
+    assert list(table.iloc[:, 0]) == ["", "★"] and list(table.iloc[:, 4]) == ["40.0%", "5.0%"]
+    assert "train.epochs.recommended[('epoch', 2)]" in summary and "train.epochs.reason.closest" in summary
+    assert pick["value"] == 2 and [v for _, v in pick["choices"]] == [1, 2]
+    assert listen == str(tmp_path / "epoch_choice/e2_s1.wav") and score["visible"] is False
+    assert panel.listen("demo", "r1", 1) == str(tmp_path / "epoch_choice/e1_s1.wav")
+
+
+def test_epoch_panel_offers_to_score_a_finished_run_without_a_report(tmp_path):
+    from studio.ui.tabs._epoch_choice import EpochPanel
+
+    studio = FakeStudio(tmp_path, FakeTraining(tmp_path, [TrainingEvent("done")], "done"))
+    table, summary, pick, _, score = EpochPanel(studio, FakeUI()).refresh("demo", "r1")
+    assert table is None and "train.epochs.none" in summary and score["visible"] is True
+    running = FakeStudio(
+        tmp_path, FakeTraining(tmp_path, [TrainingEvent("step", stage="epochs", step=1, total_steps=3)], "running")
+    )
+    _, summary, _, _, score = EpochPanel(running, FakeUI()).refresh("demo", "r1")
+    assert "train.epochs.scoring" in summary and "('done', 1)" in summary and score["visible"] is False

@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from studio.services.training_time import estimate_start, save_preset, saved_preset
+from studio.ui.tabs._epoch_choice import EpochWidgets
 from studio.ui.tabs._shared import (
     fmt_seconds,
     guard,
@@ -143,7 +144,7 @@ class TrainHandlers:
         gr.Info(self.t("train.resumed"))
         return (_run_id(run) or run_id, 0, gr.Timer(active=True))
 
-    def add_voice(self, project: Any, run_id: str | None, voice_name: str) -> tuple:
+    def add_voice(self, project: Any, run_id: str | None, voice_name: str, epoch: Any = None) -> tuple:
         from studio.voicepack import ConsentRecord
         from studio.voicepack.official import FoundReference
 
@@ -159,8 +160,9 @@ class TrainHandlers:
         record = ConsentRecord(consent.speaker_name, consent.statement, consent.date, consent.confirmed)
         reference = FoundReference(Path(pick.audio_path), pick.text, pick.language)
         voice = self.studio.voice_packs.register_trained_voice(
-            name, run_id, record, reference, name=(voice_name or "").strip() or name
-        )
+            name, run_id, record, reference, name=(voice_name or "").strip() or name,
+            epoch=None if epoch in (None, "") else int(epoch),  # the picked epoch; None: the recommended one
+        )  # fmt: skip
         gr.Info(self.t("train.voice_added", voice=voice.name))
         message = self.t("train.voice_added", voice=voice.name)
         bump = getattr(self.ui, "bump_library", None)
@@ -336,6 +338,7 @@ def build_train_tab(studio: Any, ui: Any) -> None:
     with gr.Row():
         samples = widget(ui, gr.Dropdown, label="@train.samples", choices=[], elem_id="train-samples")
         sample = widget(ui, gr.Audio, label="@train.sample", type="filepath", interactive=False, elem_id="train-sample")
+    epochs = EpochWidgets(studio, ui)  # which epoch to keep, by listening
     with gr.Row():
         voice_name = widget(
             ui,
@@ -367,7 +370,10 @@ def build_train_tab(studio: Any, ui: Any) -> None:
     timer.tick(guard(h.tick), [project, run, since], progress_out, show_progress="hidden")
     samples.change(lambda p: p, samples, sample)
     library = [ui.library_changed] if getattr(ui, "library_changed", None) is not None else []
-    add_voice.click(guard(h.add_voice), [project, run, voice_name], [added, *library], api_name="train_add_voice")
+    epochs.wire(project, run, status, timer)
+    add_voice.click(
+        guard(h.add_voice), [project, run, voice_name, epochs.pick], [added, *library], api_name="train_add_voice"
+    )
     load_out = [preset, readiness, start, consent, speaker, statement, run, *progress_out]
     project.change(guard(h.load), [project, preset, max_steps], load_out)
     on_load(ui, h.load, [project, preset, max_steps], load_out)
