@@ -74,7 +74,11 @@ def _service(args: argparse.Namespace):
 
 def _format(event) -> str | None:
     where = f"[{event.stage}]" if event.stage else ""
-    if event.kind == "step" and event.stage != "features":
+    if event.kind == "step" and event.stage == "features":
+        return None
+    if event.kind == "step" and event.lr is None:  # progress of a stage that does not train (epoch scoring)
+        return f"{where} {event.step}/{event.total_steps} {event.message or ''}".rstrip()
+    if event.kind == "step":
         losses = " ".join(f"{k}={v:.4g}" for k, v in event.losses.items())
         eta = f" eta {event.eta_s:.0f}s" if event.eta_s is not None else ""
         return f"{where} epoch {event.epoch} step {event.step}/{event.total_steps} {losses} lr={event.lr:.3g}{eta}"

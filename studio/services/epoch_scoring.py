@@ -218,6 +218,11 @@ class _Voices:
         self.gpt = load_text2semantic(_base(stages.get("gpt"), pretrained.gpt_path)).model.float()
         loaded = load_sovits(_base(stages.get("sovits"), pretrained.sovits_path))
         self.sovits, self.version = loaded.model.float(), loaded.version
+        self.verifier = None  # v2Pro/v2ProPlus: every reference also needs its SV embedding
+        if loaded.config.uses_speaker_verification:
+            from studio.models.speaker_verification import load_speaker_verifier
+
+            self.verifier = load_speaker_verifier(pretrained.sv_path, device=self.device)
         self.base = {"gpt": _copy_state(self.gpt), "sovits": _copy_state(self.sovits)}
         self.hubert = ContentEncoder(pretrained.hubert_dir, device=self.device)
         self.bert = (
@@ -244,6 +249,7 @@ class _Voices:
             bert=self.bert,
             version=self.version,
             device=self.device,
+            speaker_verifier=self.verifier,
         )
         return Synthesizer(models)
 
