@@ -1,7 +1,9 @@
 """Check a dataset clip by clip and as a whole; pick the best zero-shot reference clip.
 
 Every :class:`Finding` has a severity (``error`` = the clip will hurt training or be dropped,
-``warning`` = likely to lower quality, ``info``) and a plain-language fix.
+``warning`` = likely to lower quality, ``info``) and a plain-language fix. Its words come from a message key
+and parameters (:mod:`studio.dataprep.lint_text`): English here and in the reports, the interface language in
+the studio's page.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
 from studio.audio.io import load_audio
 from studio.audio.silence import edge_silence_s, level_stats
 from studio.corpus import DatasetEntry
+from studio.dataprep.lint_text import message, render
 from studio.dataprep.quality import NO_SOURCES, ClipDamage, InputFormat, SourceFacts, clipped_fraction, clipped_runs
 from studio.errors import AudioError
 
@@ -55,6 +59,17 @@ class Finding:
     message: str
     fix: str
     clip: str | None = None  # clip file name; None for set-level findings
+    key: str = ""  # message key in lint_text.MESSAGES (the fix is ``fix_key``)
+    fix_key: str = ""
+    params: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+def finding(key: str, severity: str, clip: str | None = None, *, fix: str | None = None, **params: Any) -> Finding:
+    """A finding from its message key (its code is the key's first part) and parameters."""
+    fix_key = fix or f"{key}.fix"
+    return Finding(
+        key.split(".")[0], severity, render(key, params), render(fix_key, {}), clip, key, fix_key, dict(params)
+    )
 
 
 @dataclass(frozen=True)
@@ -86,7 +101,8 @@ class ReferencePick:
     language: str
     duration_s: float
     score: float
-    reasons: tuple[str, ...]
+    reasons: tuple[str, ...]  # English, for the CLI and reports
+    notes: tuple[dict, ...] = ()  # the same reasons as lint_text messages, for the page's language
 
 
 @dataclass
@@ -154,61 +170,30 @@ def lint_clip(
     c = config or LintConfig()
     out: list[Finding] = []
 
-    def add(code: str, severity: str, message: str, fix: str) -> None:
-        out.append(Finding(code, severity, message, fix, stats.name))
+    def add(key: str, severity: str, **params: Any) -> None:
+        out.append(finding(key, severity, stats.name, **params))
 
     if stats.speech_db < c.silent_db:
-        add(
-            "silent",
-            ERROR,
-            "The clip is silent: no speech in it.",
-            "Delete it, or check the microphone and record again.",
-        )
+        add("silent", ERROR)
         return out
     d = stats.duration_s
     if d < c.min_s:
-        add(
-            "too_short",
-            ERROR,
-            f"Only {d:.1f} s long; clips under {c.min_s} s are dropped from training.",
-            "Delete it or merge it with its neighbour.",
-        )
+        add("too_short.error", ERROR, seconds=d, limit=c.min_s)
     elif d < c.short_s:
-        add(
-            "too_short",
-            WARNING,
-            f"Only {d:.1f} s long: shorter than the 4–10 s clips the slicer makes; very short clips teach little "
-            "and cannot be a reference.",
-            "Merge it with the clip before or after (or undo the split).",
-        )
+        add("too_short.warning", WARNING, seconds=d)
     if d > c.max_s:
-        add(
-            "too_long",
-            ERROR,
-            f"{d:.1f} s long; clips over {c.max_s:.0f} s waste memory and hurt training.",
-            "Split it at pauses into 3–10 s pieces.",
-        )
+        add("too_long.error", ERROR, seconds=d, limit=c.max_s)
     elif d > c.long_s:
-        add("too_long", WARNING, f"{d:.1f} s long; 3–10 s clips train best.", "Split it at a pause.")
+        add("too_long.warning", WARNING, seconds=d)
     from studio.dataprep.lint_checks import clipping_findings, format_findings
 
     out.extend(clipping_findings(stats, c))
     out.extend(format_findings(stats))
     if stats.snr_db < c.min_snr_db:
         sev = ERROR if stats.snr_db < c.bad_snr_db else WARNING
-        add(
-            "noisy",
-            sev,
-            f"Background noise is high (estimated SNR {stats.snr_db:.0f} dB).",
-            "Turn on denoise, or record in a quieter room.",
-        )
+        add("noisy", sev, snr=stats.snr_db)
     if stats.lead_silence_s > c.edge_silence_s or stats.trail_silence_s > c.edge_silence_s:
-        add(
-            "edge_silence",
-            WARNING,
-            f"{stats.lead_silence_s:.1f} s of silence before and {stats.trail_silence_s:.1f} s after the speech.",
-            "Trim the silence (re-run the slicer or split the clip).",
-        )
+        add("edge_silence", WARNING, lead=stats.lead_silence_s, trail=stats.trail_silence_s)
     if entry is not None:
         out.extend(_text_findings(entry, asr, c))
         if stats.duration_s >= c.min_s and stats.speech_db >= c.silent_db:
@@ -222,31 +207,24 @@ def _text_findings(entry: DatasetEntry, asr: Mapping | None, c: LintConfig) -> l
     out: list[Finding] = []
     name = entry.name
     if not normalise_text(entry.text):
-        out.append(
-            Finding("no_text", ERROR, "The transcript is empty.", "Type what is said, or delete the clip.", name)
-        )
+        out.append(finding("no_text", ERROR, name))
         return out
     script = text_script(entry.text)
     if script and script != entry.language and not (script == "zh" and entry.language in ("ja", "yue")):
         out.append(
-            Finding(
-                "language_mismatch",
-                WARNING,
-                f"The text looks like {script.upper()} but the clip is marked {entry.language.upper()}.",
-                "Fix the language column or the transcript.",
-                name,
-            )
+            finding("language_mismatch.text", WARNING, name, script=script.upper(), language=entry.language.upper())
         )
     if asr:
         detected, prob = asr.get("language"), float(asr.get("language_probability", 1.0))
         if detected and prob < 1.0 and detected != entry.language and prob >= c.min_language_probability:
             out.append(
-                Finding(
-                    "language_mismatch",
+                finding(
+                    "language_mismatch.heard",
                     WARNING,
-                    f"The recogniser heard {detected.upper()} ({prob:.0%} sure) but the clip is marked {entry.language.upper()}.",
-                    "Check the language of the clip.",
                     name,
+                    detected=detected.upper(),
+                    probability=prob,
+                    language=entry.language.upper(),
                 )
             )
     from studio.dataprep.lint_checks import asr_findings
@@ -294,9 +272,7 @@ def lint_dataset(
         try:
             audio, sr = load_audio(entry.audio_path)
         except AudioError as exc:
-            report.findings.append(
-                Finding("unreadable", ERROR, str(exc), "Remove the line or restore the file.", entry.name)
-            )
+            report.findings.append(finding("unreadable", ERROR, entry.name, error=str(exc)))
             continue
         original, fmt = sources.for_clip(entry.name)
         stats = analyse_clip(audio, sr, entry.name, original, fmt or _file_format(entry.audio_path, sr))
@@ -304,35 +280,17 @@ def lint_dataset(
         findings = lint_clip(stats, entry, (asr or {}).get(entry.name), c)
         key = normalise_text(entry.text)
         if key and key in seen:
-            findings.append(
-                Finding(
-                    "duplicate_text",
-                    WARNING,
-                    f"Same text as {seen[key]}.",
-                    "Keep one of them, or fix the transcript.",
-                    entry.name,
-                )
-            )
+            findings.append(finding("duplicate_text", WARNING, entry.name, other=seen[key]))
         seen.setdefault(key, entry.name)
         report.findings.extend(findings)
         report.total_minutes += stats.duration_s / 60
         if not any(f.severity == ERROR for f in findings):
             report.usable_minutes += stats.duration_s / 60
     if report.usable_minutes < c.min_usable_minutes:
-        report.findings.append(
-            Finding(
-                "too_little_audio",
-                WARNING if report.usable_minutes > 0 else ERROR,
-                f"Only {report.usable_minutes:.1f} usable minute(s) of speech.",
-                "Record more: 1 minute works for a first try, 5–30 minutes give a much better voice.",
-            )
-        )
+        severity = WARNING if report.usable_minutes > 0 else ERROR
+        report.findings.append(finding("too_little_audio", severity, minutes=report.usable_minutes))
     else:
-        report.findings.append(
-            Finding(
-                "usable_minutes", INFO, f"{report.usable_minutes:.1f} usable minute(s) of speech.", "Nothing to do."
-            )
-        )
+        report.findings.append(finding("usable_minutes", INFO, minutes=report.usable_minutes))
     return report
 
 
@@ -366,21 +324,24 @@ def pick_reference(
             or any(f.severity == ERROR or f.code in NOT_FOR_REFERENCE for f in found)
         ):
             continue
-        reasons = [f"{s.duration_s:.1f} s long (fits the {lo:.0f}–{hi:.0f} s reference range)"]
+        notes = [message("reference.length", seconds=s.duration_s, low=lo, high=hi)]
         score = min(s.snr_db, 50.0) / 50.0
-        reasons.append(f"estimated SNR {s.snr_db:.0f} dB")
+        notes.append(message("reference.snr", snr=s.snr_db))
         conf = (asr or {}).get(entry.name)
         if conf is not None:
             score += float(np.clip(1.0 + float(conf.get("avg_logprob", -1.0)), 0.0, 1.0))
-            reasons.append(f"transcript confidence {np.exp(float(conf.get('avg_logprob', -1.0))):.0%}")
+            notes.append(
+                message("reference.confidence", confidence=float(np.exp(float(conf.get("avg_logprob", -1.0)))))
+            )
         if s.trail_silence_s >= 0.1:
             score += 0.5
-            reasons.append(f"ends in {s.trail_silence_s:.2f} s of silence")
+            notes.append(message("reference.ends_in_silence", seconds=s.trail_silence_s))
         score -= 0.5 * len(report.for_clip(entry.name)) + 0.05 * abs(s.duration_s - 6.5)
         if s.clipping == 0 and s.original_clipped is not None:
-            reasons.append("no clipping in the original recording")
+            notes.append(message("reference.no_clipping"))
         if best is None or score > best.score:
+            reasons = tuple(render(n["key"], n["params"]) for n in notes)
             best = ReferencePick(
-                str(entry.audio_path), entry.text, entry.language, s.duration_s, round(score, 3), tuple(reasons)
+                str(entry.audio_path), entry.text, entry.language, s.duration_s, round(score, 3), reasons, tuple(notes)
             )
     return best

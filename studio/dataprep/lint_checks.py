@@ -29,7 +29,7 @@ _NO_SPACE = ("zh", "ja", "yue")
 
 def clipping_findings(stats: ClipStats, c: LintConfig) -> list[Finding]:
     """Clipping in the clip or in its span of the original take, graded by the share of clipped samples."""
-    from studio.dataprep.lint import ERROR, WARNING, Finding
+    from studio.dataprep.lint import ERROR, WARNING, finding
 
     share = stats.clipping
     longest = max(stats.longest_clip_ms, stats.original_clip_ms)
@@ -37,45 +37,22 @@ def clipping_findings(stats: ClipStats, c: LintConfig) -> list[Finding]:
         return []
     severity = ERROR if share >= c.clip_error else WARNING
     hidden = (stats.original_clipped or 0.0) > stats.clipped_fraction
-    where = " in the original recording (loudness normalisation hides it, but the distortion stays)" if hidden else ""
-    message = (
-        f"{share:.1%} of the samples are clipped{where}: the input level was too high, so the peaks were cut "
-        f"flat (longest flat stretch {longest:.1f} ms). Clipped audio sounds harsh and the voice learns the crackle."
-    )
-    fix = "Record this part again with the microphone level turned down (keep the level meter out of the red)."
-    if severity == WARNING:
-        fix += " Or delete the clip if you have enough others."
-    return [Finding("clipping", severity, message, fix, stats.name)]
+    key = "clipping.hidden" if hidden else "clipping"
+    fix = "clipping.warning.fix" if severity == WARNING else "clipping.fix"
+    return [finding(key, severity, stats.name, fix=fix, share=share, longest_ms=longest)]
 
 
 def format_findings(stats: ClipStats) -> list[Finding]:
     """A recording that arrived at a low sample rate or bit depth (telephone quality) cannot sound better."""
-    from studio.dataprep.lint import WARNING, Finding
+    from studio.dataprep.lint import WARNING, finding
     from studio.dataprep.quality import InputFormat
 
     fmt = InputFormat(stats.sample_rate_in or 32000, stats.bits_in)
     out = []
     if "low_sample_rate" in fmt.problems:
-        out.append(
-            Finding(
-                "low_sample_rate",
-                WARNING,
-                f"Recorded at {fmt.sample_rate / 1000:g} kHz (telephone quality): the high sounds of the voice "
-                "(s, f, t) are missing, and the trained voice will sound muffled.",
-                "Record again at 44.1 or 48 kHz (the default of most microphones and recording apps).",
-                stats.name,
-            )
-        )
+        out.append(finding("low_sample_rate", WARNING, stats.name, khz=fmt.sample_rate / 1000))
     if "low_bit_depth" in fmt.problems:
-        out.append(
-            Finding(
-                "low_bit_depth",
-                WARNING,
-                f"Stored with {fmt.bits}-bit samples: audible hiss and grain under the voice.",
-                "Record or export at 16-bit or more (WAV/FLAC), or as a good-quality MP3/M4A.",
-                stats.name,
-            )
-        )
+        out.append(finding("low_bit_depth", WARNING, stats.name, bits=fmt.bits))
     return out
 
 
@@ -86,7 +63,7 @@ def speaking_rate_findings(entry: DatasetEntry, duration_s: float) -> list[Findi
     clip flagged here is one training would skip.
     """
     from studio.corpus import PHONES_PER_SECOND, text_for_phones
-    from studio.dataprep.lint import WARNING, Finding
+    from studio.dataprep.lint import WARNING, finding
     from studio.errors import StudioError
     from studio.text.frontend import text_to_phones
 
@@ -97,60 +74,54 @@ def speaking_rate_findings(entry: DatasetEntry, duration_s: float) -> list[Findi
     rate = n_phones / duration_s
     low, high = PHONES_PER_SECOND
     if rate > high:
-        message = (
-            f"The transcript is too long for this {duration_s:.1f} s clip ({rate:.0f} sounds per second): "
-            "part of the text is probably not in the recording. GPT training skips this clip."
-        )
-        fix = "Listen to the clip and remove what is not said, or re-slice the recording."
+        key = "text_length_mismatch.long"
     elif rate < low:
-        message = (
-            f"The transcript is too short for this {duration_s:.1f} s clip ({rate:.1f} sounds per second): "
-            "part of the speech is probably not written down. GPT training skips this clip."
-        )
-        fix = "Listen to the clip and add what is missing from the transcript, or split the clip."
+        key = "text_length_mismatch.short"
     else:
         return []
-    return [Finding("text_length_mismatch", WARNING, message, fix, entry.name)]
+    return [finding(key, WARNING, entry.name, seconds=duration_s, rate=rate)]
 
 
 def doubt_reasons(entry: DatasetEntry, asr: Mapping[str, Any], c: LintConfig) -> list[str]:
     """Why the recogniser's transcript of ``entry`` is doubtful (empty: it is not, or the user checked it)."""
+    from studio.dataprep.lint_text import render
+
+    return [render(m["key"], m["params"]) for m in doubt_notes(entry, asr, c)]
+
+
+def doubt_notes(entry: DatasetEntry, asr: Mapping[str, Any], c: LintConfig) -> list[dict]:
+    """:func:`doubt_reasons` as lint_text messages (key + parameters), for the page's language."""
+    from studio.dataprep.lint_text import message
+
     heard = str(asr.get("text", entry.text))
     if asr.get("proofread") or _tokens(heard, entry.language) != _tokens(entry.text, entry.language):
         return []  # the user has corrected or confirmed the text
     reasons = []
     disputed = disputed_words(heard, asr.get("second_opinion"), entry.language)
     if disputed:
-        reasons.append("a second listen heard " + ", ".join(f"“{b}” for “{a}”" for a, b in disputed[:3]))
+        pairs = [message("doubt.pair", heard=b, written=a) for a, b in disputed[:3]]
+        reasons.append(message("doubt.second_listen", pairs=pairs))
     unsure = [str(w) for w, p in asr.get("words", ()) if float(p) < c.min_word_probability]
     if unsure:
-        reasons.append("unsure of " + ", ".join(f"“{w}”" for w in unsure[:3]))
+        reasons.append(message("doubt.unsure_words", words=[message("doubt.word", word=w) for w in unsure[:3]]))
     if float(asr.get("avg_logprob", 0.0)) < c.min_avg_logprob:
-        reasons.append("low confidence over the whole clip")
+        reasons.append(message("doubt.low_confidence"))
     if float(asr.get("no_speech_prob", 0.0)) > c.max_no_speech_prob:
-        reasons.append("it may not be speech")
+        reasons.append(message("doubt.no_speech"))
     if float(asr.get("compression_ratio", 0.0)) > c.max_compression_ratio:
-        reasons.append("the text repeats itself")
+        reasons.append(message("doubt.repeats"))
     if float(asr.get("language_probability", 1.0)) < c.min_language_probability:
-        reasons.append("unsure of the language")
+        reasons.append(message("doubt.language"))
     return reasons
 
 
 def asr_findings(entry: DatasetEntry, asr: Mapping[str, Any] | None, c: LintConfig) -> list[Finding]:
-    from studio.dataprep.lint import WARNING, Finding
+    from studio.dataprep.lint import WARNING, finding
 
-    reasons = doubt_reasons(entry, asr, c) if asr else []
+    reasons = doubt_notes(entry, asr, c) if asr else []
     if not reasons:
         return []
-    return [
-        Finding(
-            "low_confidence",
-            WARNING,
-            f"The recogniser was unsure of this transcript ({'; '.join(reasons)}).",
-            "Listen to the clip, correct the text and save it (saving marks it as checked).",
-            entry.name,
-        )
-    ]
+    return [finding("low_confidence", WARNING, entry.name, reasons=reasons)]
 
 
 def disputed_words(first: str, second: str | None, language: str) -> list[tuple[str, str]]:

@@ -288,7 +288,7 @@ def _restage(entry: DatasetEntry, staging: Path) -> DatasetEntry:
 
 def _final_reference(pick: ReferencePick, workspace: Workspace) -> ReferencePick:
     final = workspace.slices_dir / Path(pick.audio_path).name
-    return ReferencePick(str(final), pick.text, pick.language, pick.duration_s, pick.score, pick.reasons)
+    return ReferencePick(str(final), pick.text, pick.language, pick.duration_s, pick.score, pick.reasons, pick.notes)
 
 
 def _existing_entries(workspace: Workspace, replaced: set[str]) -> list[DatasetEntry]:

@@ -52,7 +52,7 @@ class ProofreadHandlers:
         rows = []
         for i, e in enumerate(entries):
             issues = [
-                f"{SEVERITY_ICON.get(f.severity, '')} {f.message}"
+                f"{SEVERITY_ICON.get(f.severity, '')} {self.lint_text(f.key, f.params, f.message)}"
                 for f in report.for_clip(e.name)
                 if f.severity != "info"
             ]
@@ -62,14 +62,29 @@ class ProofreadHandlers:
         ref_audio = None
         if pick is not None:
             ref_audio = pick.audio_path
-            ref_md = self.t(
-                "prepare.reference", clip=Path(pick.audio_path).name, text=pick.text, reasons="; ".join(pick.reasons)
+            notes = (
+                pick.notes if len(pick.notes) == len(pick.reasons) else [{"key": "", "params": {}}] * len(pick.reasons)
             )
+            reasons = self.lint_text("list_separator", {}, "; ").join(
+                self.lint_text(n["key"], n["params"], r) for n, r in zip(notes, pick.reasons, strict=True)
+            )
+            ref_md = self.t("prepare.reference", clip=Path(pick.audio_path).name, text=pick.text, reasons=reasons)
         else:
             ref_md = self.t("prepare.no_reference")
         errors = len(report.errors)
         step = self.t("prepare.next_ok") if errors == 0 and entries else self.t("prepare.next_fix", errors=errors)
         return self.frame(rows, LIST_COLUMNS), self.lint_markdown(report), ref_audio, ref_md, step
+
+    def lint_text(self, key: str, params: dict, english: str) -> str:
+        """A lint message (finding, fix or reference reason) in the interface language: its key looked up as
+        ``lint.<key>`` in the locale tables; ``english`` when the finding has no key (an older report)."""
+        from studio.dataprep.lint_text import MESSAGES, render
+
+        if key not in MESSAGES:
+            return english
+        i18n, lang = getattr(self.ui, "i18n", None), getattr(self.ui, "lang", "en")
+        table = i18n.tables.get(lang, {}) if i18n is not None else {}
+        return render(key, params, lambda k: table.get("lint." + k))
 
     def asr_cell(self, entry: Any, record: dict | None, report: Any) -> str:
         """The recogniser's column: "check" with the words in doubt, "checked" once the user saved the text, or
@@ -96,7 +111,8 @@ class ProofreadHandlers:
         order = {"error": 0, "warning": 1, "info": 2}
         for f in sorted(report.findings, key=lambda f: order.get(f.severity, 3)):
             where = f"**{f.clip}**: " if f.clip else ""
-            lines.append(f"- {SEVERITY_ICON.get(f.severity, '')} {where}{f.message} → _{f.fix}_")
+            text, fix = self.lint_text(f.key, f.params, f.message), self.lint_text(f.fix_key, {}, f.fix)
+            lines.append(f"- {SEVERITY_ICON.get(f.severity, '')} {where}{text} → _{fix}_")
         return "\n".join(lines)
 
     def clear_selection(self) -> tuple:
