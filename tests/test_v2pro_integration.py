@@ -77,6 +77,11 @@ def test_v2proplus_synthesis_follows_upstreams_chain(service, two_refs):
     assert rel_err(alone, g[f"{prefix}_out_wav_speed1"].reshape(-1)) < 10 * TOL_EMBEDDING
     assert rel_err(alone, both) > 1e-3  # the second reference (and its own embedding) is heard
 
+    streamed = dataclasses.replace(request, text="Hello there.", stream_tokens=4, max_tokens_per_sentence=12, seed=1)
+    chunks = list(synth.stream(streamed))  # the cached prompt (and its SV embeddings) serve streaming too
+    audio = np.concatenate([c.audio for c in chunks])
+    assert len(chunks) > 1 and audio.size > 0 and np.isfinite(audio).all() and np.abs(audio).max() > 0
+
 
 def _without_sv(tiny_v2proplus_pretrained: Path, target: Path) -> Path:
     """A copy of the tiny v2ProPlus base folder without the speaker-verification checkpoint."""
