@@ -27,6 +27,9 @@ def test_prep_train_export_import_synth(tiny_pretrained, voices, tmp_path, monke
     run = runs[0].parent
     assert (run / "gpt_lora.safetensors").is_file() and (run / "sovits_lora.safetensors").is_file()
     assert list((run / "samples").glob("*.wav")), "an epoch sample should be there to listen to"
+    printed = capsys.readouterr().out  # the epochs were compared by listening, as the job's last stage
+    assert "[epochs] stage_done" in printed and "similarity" in printed and "★ recommended: epoch" in printed
+    assert (run / "epochs.json").is_file()
 
     # export without consent is refused; with it, the project becomes a library voice and a pack
     pack = tmp_path / "joe.zip"
