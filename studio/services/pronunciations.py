@@ -28,9 +28,10 @@ class PronunciationService:
         self._stamp: tuple[int, int] | None = None
         self._cached = UserLexicon()
 
-    def text(self) -> str:
-        """The file's text, or a commented template when there is none yet."""
-        return self.path.read_text(encoding="utf-8") if self.path.is_file() else TEMPLATE
+    def text(self, template: str = TEMPLATE) -> str:
+        """The file's text, or a commented ``template`` when there is none yet (the page passes one in the
+        interface language; comment lines are ignored when the list is read)."""
+        return self.path.read_text(encoding="utf-8") if self.path.is_file() else template
 
     def lexicon(self) -> UserLexicon:
         with self._lock:

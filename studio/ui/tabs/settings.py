@@ -154,7 +154,14 @@ class SettingsHandlers:
         )
 
     def pronunciations(self) -> str:
-        return self.studio.pronunciations.text()
+        return self.studio.pronunciations.text(self.ui.t("settings.pronunciation_template"))
+
+    def pronunciations_in_language(self, shown: str):
+        """After a language switch: the template in the new language, unless the box holds the user's words."""
+        import gradio as gr
+
+        templates = {self.ui.i18n.t("settings.pronunciation_template", lang) for lang in self.ui.i18n.tables}
+        return self.pronunciations() if (shown or "").strip() in {t.strip() for t in templates} | {""} else gr.update()
 
     def save_pronunciations(self, text: str) -> str:
         """Check and save the list; a bad line becomes a message naming it, and nothing is written."""
@@ -266,4 +273,5 @@ def build_settings_tab(studio, ui: UIContext) -> None:
     ui.on_load(h.current_language, None, ui.language_picker)
     ui.on_language(h.status, None, [table, summary])
     ui.on_language(h.paths, None, paths_md)
+    ui.on_language(h.pronunciations_in_language, pron_text, pron_text)
     ui.on_language(lambda shown: h.device() if shown else "", device_md, device_md)

@@ -109,6 +109,12 @@ class SynthesizeHandlers:
         )
         return head + "\n\n" + "\n\n".join(blocks)
 
+    def label(self, take: Take) -> str:
+        """``#3 · voice · seed 42`` in the interface language (the store's ``Take.label`` is English)."""
+        voice = take.settings.voice
+        shown = self.ui.t("zero-shot") if voice in (None, "", ZERO_SHOT) else voice
+        return self.ui.t("synthesize.take_label", number=take.number, voice=shown, seed=take.seed)
+
     def _rows(self, takes: list[Take]) -> dict:
         wins = self.store.wins()
         rows = []
@@ -138,7 +144,7 @@ class SynthesizeHandlers:
         import gradio as gr
 
         takes = self.store.list()
-        choices = [(t.label, t.id) for t in takes[:MAX_ROWS]]
+        choices = [(self.label(t), t.id) for t in takes[:MAX_ROWS]]
         ids = [c[1] for c in choices]
         keep = selected if selected in ids else (ids[0] if ids else None)
         first, second = (ids[1], ids[0]) if len(ids) > 1 else (None, None)
@@ -157,14 +163,15 @@ class SynthesizeHandlers:
 
     def _describe(self, take: Take) -> str:
         t, qa = self.ui.t, take.qa
-        lines = [f"**{take.label}** — {take.duration_s:.1f} s", f"{t('Text')}: {take.settings.text}"]
+        lines = [f"**{self.label(take)}** — {take.duration_s:.1f} s", f"{t('Text')}: {take.settings.text}"]
         if qa is None:
             lines.append(t("Not checked."))
         else:
             if qa.transcript is not None:
                 lines.append(f"{t('Heard')}: “{qa.transcript}”")
             if qa.cer is not None:
-                lines.append(f"CER {qa.cer:.1%}" + (f" · WER {qa.wer:.1%}" if qa.wer is not None else ""))
+                wer = "" if qa.wer is None else t("synthesize.qa_wer", wer=f"{qa.wer:.1%}")
+                lines.append(t("synthesize.qa_cer", cer=f"{qa.cer:.1%}") + wer)
             if qa.similarity is not None:
                 lines.append(f"{t('Voice match')}: {qa.similarity:.2f}")
             if qa.skipped:
@@ -238,7 +245,7 @@ class SynthesizeHandlers:
         head = t("{n} take(s) ready.", n=len(takes))
         if best:
             pick = next(x for x in takes if x.id == best)
-            head += " " + t("Best: {label}. Compare two takes blindly below to decide by ear.", label=pick.label)
+            head += " " + t("Best: {label}. Compare two takes blindly below to decide by ear.", label=self.label(pick))
         return head
 
     def delete_take(self, take_id: str | None):
@@ -284,7 +291,7 @@ class SynthesizeHandlers:
         labels = {}
         for side, take_id in (("A", trial.first), ("B", trial.second)):
             try:
-                labels[side] = self.store.get(take_id).label
+                labels[side] = self.label(self.store.get(take_id))
             except TakeNotFoundError:  # deleted since: say so instead of failing
                 labels[side] = t("a deleted take")
         reveal = t("A was {a}, B was {b}.", a=labels["A"], b=labels["B"])
