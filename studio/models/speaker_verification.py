@@ -41,6 +41,7 @@ SV_SAMPLE_RATE = 16000
 SV_TRAIN_SAMPLE_RATE = 32000
 FBANK_BINS = 80
 DOWNLOAD_HINT = "Run `studio download --version v2ProPlus` to fetch it (set HF_ENDPOINT to use a mirror)."
+UI_DOWNLOAD_HINT = "In Models & Settings, choose v2ProPlus and press Download missing files."
 
 
 class SpeakerVerifier:
@@ -132,13 +133,17 @@ def load_speaker_verifier(path: Path | str, device: torch.device | str = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise MissingPretrainedError(
-            f"The speaker-verification model (needed by v2Pro/v2ProPlus) is missing: {path}", hint=DOWNLOAD_HINT
+            f"The speaker-verification model (needed by v2Pro/v2ProPlus) is missing: {path}",
+            hint=DOWNLOAD_HINT,
+            ui_hint=UI_DOWNLOAD_HINT,
         )
     try:
         state = safe_torch_load(path.read_bytes(), path)
     except CheckpointError as exc:
         raise CheckpointError(
-            exc.message, hint="Delete it, then run `studio download --version v2ProPlus` to fetch it again."
+            exc.message,
+            hint="Delete it, then run `studio download --version v2ProPlus` to fetch it again.",
+            ui_hint="Delete the damaged file, then choose v2ProPlus in Models & Settings and press Download missing files.",
         ) from None
     model = _build_model(_state_dict(state, path), path)
     _LOGGER.info("loaded speaker-verification model %s (%s)", path, model.config)
@@ -149,6 +154,7 @@ def _not_sv(path: Path, why: str) -> CheckpointError:
     return CheckpointError(
         f"{path}: not a speaker-verification (ERes2NetV2) weight file — {why}.",
         hint=f"Expected upstream's sv/pretrained_eres2netv2w24s4ep4.ckpt. {DOWNLOAD_HINT}",
+        ui_hint=UI_DOWNLOAD_HINT,
     )
 
 

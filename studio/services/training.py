@@ -183,7 +183,7 @@ class TrainingService:
         try:
             plan = choose_plan(options.preset, seconds, clips, device=device, memory_gib=_gpu_gib(device), lora=lora)
         except DatasetError as exc:
-            raise TrainingError(exc.message, hint=exc.hint) from None
+            raise TrainingError(exc.message, hint=exc.hint, ui_hint=exc.ui_hint) from None
         plan = plan.with_overrides(
             gpt_epochs=options.gpt_epochs or options.epochs,
             sovits_epochs=options.sovits_epochs or options.epochs,

@@ -268,7 +268,9 @@ def extract_features(
     list_path = Path(list_path or workspace.dataset_list)
     if not list_path.is_file():
         raise DatasetError(
-            f"No prepared dataset at {list_path}.", hint="Run `studio prep` first, or put a dataset.list there."
+            f"No prepared dataset at {list_path}.",
+            hint="Run `studio prep` first, or put a dataset.list there.",
+            ui_hint="Prepare the recordings in the Prepare tab first.",
         )
     entries = read_list(list_path, strict=False)
     if not entries:

@@ -40,7 +40,11 @@ EXIT_DONE, EXIT_USER_ERROR, EXIT_CRASH, EXIT_CANCELLED = 0, 1, 2, 3
 
 def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError("CUDA was requested but no NVIDIA GPU is available.", hint="Train with --device cpu.")
+        raise TrainingError(
+            "CUDA was requested but no NVIDIA GPU is available.",
+            hint="Train with --device cpu.",
+            ui_hint="Restart the studio without choosing a GPU so that it trains on the CPU, or check the NVIDIA driver.",
+        )
     return torch.device(name)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from pathlib import Path
 
 from studio.ui.context import MODEL_QUEUE, UIContext
 from studio.ui.errors import configure as configure_errors
@@ -94,26 +95,36 @@ def _project_row(ui: UIContext):
     return refresh
 
 
-def _models_banner(ui: UIContext, studio) -> None:
-    """A notice above the tabs while base model files are missing (re-checked on every page load)."""
+def _models_banner(ui: UIContext, studio):
+    """A notice above the tabs while base model files are missing (re-checked on every page load), with a button
+    that opens Models & Settings at its Download button; the terminal says the command instead (webui.py).
+    Returns the button, wired to the tabs by :func:`_wire_models_banner` once they exist."""
     import gradio as gr
 
-    banner = gr.Markdown("", visible=False, elem_id="models-missing", elem_classes=["studio-warning"])
+    with gr.Row(equal_height=True):
+        banner = gr.Markdown("", visible=False, elem_id="models-missing", elem_classes=["studio-warning"])
+        opener = ui.tr(
+            gr.Button("Open Models & Settings", visible=False, scale=0, min_width=220, elem_id="models-missing-open")
+        )
 
     def check():
         missing = studio.pretrained.missing()
         if not missing:
-            return gr.update(value="", visible=False)
-        text = ui.t(
-            "⚠ {n} base model file(s) missing in {folder}. Open **Models & Settings** and press Download, "
-            "or run `studio download` in a terminal. Recording and preparing work without them.",
-            n=len(missing),
-            folder=f"`{studio.pretrained.root}`",
-        )
-        return gr.update(value=text, visible=True)
+            return gr.update(value="", visible=False), gr.update(visible=False)
+        text = ui.t("settings.models_missing", n=len(missing), folder=f"`{Path(studio.pretrained.root).name}/`")
+        return gr.update(value=text, visible=True), gr.update(visible=True)
 
-    ui.on_load(check, None, banner)
-    ui.on_language(check, None, banner)
+    ui.on_load(check, None, [banner, opener])
+    ui.on_language(check, None, [banner, opener])
+    return opener
+
+
+def _wire_models_banner(opener, tabs) -> None:
+    """The banner's button selects the Models & Settings tab and brings its Download button into view."""
+    import gradio as gr
+
+    scroll = "() => { setTimeout(() => document.querySelector('#models-download')?.scrollIntoView({block: 'center'}), 400); }"
+    opener.click(lambda: gr.Tabs(selected="settings"), None, tabs, js=scroll, queue=False, show_progress="hidden")
 
 
 def _placeholder(ui: UIContext, label: str) -> None:
@@ -133,9 +144,9 @@ def build_app(studio) -> object:
         title = ui.tr(gr.Markdown("# SoVITS Studio", elem_classes=["studio-header"]))
         del title
         ui.library_changed = gr.State(0)
-        _models_banner(ui, studio)
+        opener = _models_banner(ui, studio)
         refresh_projects = _project_row(ui)
-        with gr.Tabs(elem_id="studio-tabs"):
+        with gr.Tabs(elem_id="studio-tabs") as tabs:
             for tab_id, label, module, builder_name in TABS:
                 builder = _load_builder(module, builder_name)
                 with gr.Tab(label, id=tab_id, elem_id=f"tab-{tab_id}") as tab:
@@ -144,6 +155,7 @@ def build_app(studio) -> object:
                         _placeholder(ui, label)
                     else:
                         builder(studio, ui)
+        _wire_models_banner(opener, tabs)
         ui.tr(
             gr.Markdown(
                 "Only clone voices that are yours or that you have permission to use. "

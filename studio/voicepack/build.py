@@ -59,13 +59,20 @@ def confirmed_consent(consent: ConsentRecord | None, voice: str) -> ConsentRecor
         "Confirm that the speaker agreed to this voice being shared: give their name and statement "
         "(CLI: --speaker NAME --statement TEXT --confirm-consent)."
     )
+    ui_hint = "Under Export, give the speaker's name and what they agreed to, and tick the confirmation box."
     if consent is None:
-        raise VoicePackError(f"Voice '{voice}' has no consent record, so it cannot be exported.", hint=hint)
+        raise VoicePackError(
+            f"Voice '{voice}' has no consent record, so it cannot be exported.", hint=hint, ui_hint=ui_hint
+        )
     if not consent.confirmed:
-        raise VoicePackError(f"The speaker's consent for voice '{voice}' was not confirmed; not exporting.", hint=hint)
+        raise VoicePackError(
+            f"The speaker's consent for voice '{voice}' was not confirmed; not exporting.", hint=hint, ui_hint=ui_hint
+        )
     if not consent.speaker_name.strip() or not consent.statement.strip():
         raise VoicePackError(
-            f"The consent record of voice '{voice}' lacks the speaker's name or statement; not exporting.", hint=hint
+            f"The consent record of voice '{voice}' lacks the speaker's name or statement; not exporting.",
+            hint=hint,
+            ui_hint=ui_hint,
         )
     return consent
 
@@ -194,15 +201,19 @@ def _model_version(sovits: torch.nn.Module) -> str:
 def _check_base(stage: str, expected: FileRef, path: Path | None, version: str = "v2") -> Path:
     fetch = "studio download" if version == "v2" else f"studio download --version {version}"
     hint = f"Put the base model '{expected.file}' this voice was trained on into pretrained/ ({fetch})."
+    ui_hint = "Open Models & Settings and download the base models of this voice's version (or choose the folder that has them)."
     if path is None or not Path(path).is_file():
         raise VoicePackError(
-            f"This voice pack needs the base {stage} model '{expected.file}', which is missing.", hint=hint
+            f"This voice pack needs the base {stage} model '{expected.file}', which is missing.",
+            hint=hint,
+            ui_hint=ui_hint,
         )
     if sha256_file(Path(path)) != expected.sha256:
         raise VoicePackError(
             f"This voice pack was made on another base {stage} model ('{expected.file}', sha256 "
             f"{expected.sha256[:12]}…) than {path}.",
             hint=hint,
+            ui_hint=ui_hint,
         )
     return Path(path)
 

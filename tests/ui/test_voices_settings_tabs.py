@@ -134,8 +134,11 @@ def test_missing_base_models_are_announced_with_the_fix(start_webui, page, tmp_p
     open_studio(page, server.url)
     banner = page.locator("#models-missing")
     banner.wait_for(state="visible", timeout=30_000)
-    text = banner.inner_text()
-    assert "studio download" in text and "Models & Settings" in text
+    text = banner.inner_text()  # the page names its own button, not a terminal command
+    assert "Download missing files" in text and "Models & Settings" in text and "studio download" not in text
+    page.locator("#models-missing-open").click()  # … and takes the user there
+    page.locator("#models-download").wait_for(state="visible", timeout=30_000)
+    page.wait_for_function("document.querySelector('#models-download').getBoundingClientRect().top < innerHeight")
 
 
 def test_http_api_runs_alongside_the_studio(start_webui):
