@@ -36,7 +36,11 @@ def test_prep_train_export_import_synth(tiny_pretrained, voices, tmp_path, monke
     assert main(["export", "--name", "joe", *pre, "--out", str(pack)]) == 1
     assert not pack.exists()
     consent = ["--speaker", "Joe", "--statement", "My own voice, shared for testing.", "--confirm-consent"]
-    assert main(["export", "--name", "joe", *pre, "--out", str(pack), *consent]) == 0
+    # a 2-step trial is not exported silently: it must be named
+    assert main(["export", "--name", "joe", *pre, "--out", str(pack), *consent]) == 1
+    assert f"export it anyway with --run {run.name}" in capsys.readouterr().err and not pack.exists()
+    assert main(["export", "--name", "joe", *pre, "--out", str(pack), *consent, "--run", run.name]) == 0
+    assert f"from run {run.name}" in capsys.readouterr().out
     with zipfile.ZipFile(pack) as zf:
         assert "manifest.json" in zf.namelist()
 

@@ -32,6 +32,14 @@ def add_parser(subparsers) -> None:
         metavar="N",
         help="for a project: which compared epoch to use (default: the recommended one, see studio train)",
     )
+    p.add_argument(
+        "--run",
+        dest="run_id",
+        default=None,
+        metavar="ID",
+        help="for a project: the training run to export (default: the newest complete one; a partial run "
+        "is exported only when named here)",
+    )
     p.add_argument("--workspace", type=Path, default=None, help="workspace folder (default: workspace/)")
     p.add_argument("--pretrained", type=Path, default=None, help="base models folder (default: pretrained/)")
     p.add_argument("--speaker", default=None, help="consent: the name of the person whose voice this is")
@@ -55,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
         )
     service = VoicePackService(args.workspace, PretrainedAssets(args.pretrained) if args.pretrained else None)
     if args.name not in service.library.names() and _is_project(service.workspace_root, args.name):
-        info = service.add_project_voice(args.name, consent, epoch=args.epoch)
-        print(f"added the trained voice '{info.name}' to the library ({_epoch_note(info, args.epoch)})")
+        info = service.add_project_voice(args.name, consent, epoch=args.epoch, run_id=args.run_id)
+        run = info.training.get("run_id")
+        print(f"added the trained voice '{info.name}' from run {run} to the library ({_epoch_note(info, args.epoch)})")
     result = service.export_voice(args.name, args.out, official_dir=args.official, consent=consent)
     if result.pack is not None and result.manifest is not None:
         print(f"voice pack: {result.pack} ({result.manifest.weights.kind} weights)")

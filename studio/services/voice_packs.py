@@ -71,6 +71,33 @@ class _RunStage:
     steps: int
 
 
+def newest_complete_run(ws: Workspace) -> str:
+    """The newest run that trained every planned step; a newer partial run (``--max-steps``, a trial) is only
+    exported when named, so a two-step trial never silently replaces a real voice."""
+    from studio.training.run_layout import partial_stages
+
+    finished = sorted(p.parent.name for p in ws.runs_dir.glob("*/result.json")) if ws.runs_dir.is_dir() else []
+    if not finished:
+        raise TrainingError(
+            f"The project '{ws.name}' has no finished training run.",
+            hint=f"Train it first: studio train --name {ws.name}",
+            ui_hint="Train it in the Train tab first.",
+        )
+    partial = {}
+    for run_id in reversed(finished):
+        short = partial_stages(read_json(ws.runs_dir / run_id / "result.json") or {})
+        if not short:
+            return run_id
+        partial[run_id] = short
+    newest, short = finished[-1], partial[finished[-1]]
+    detail = ", ".join(f"{stage} {done} of {planned} steps" for stage, (done, planned) in short.items())
+    raise TrainingError(
+        f"The project '{ws.name}' has only partial training runs; the newest, {newest}, stopped early ({detail}).",
+        hint=f"Train to the end, or export it anyway with --run {newest}.",
+        ui_hint="Train to the end first.",
+    )
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
@@ -236,20 +263,14 @@ class VoicePackService:
         overwrite: bool = False,
         epoch: int | None = None,
     ) -> VoiceInfo:
-        """The newest finished training run of a project → a library voice named after the project.
+        """The newest complete training run of a project (or ``run_id``, even a partial one) → a library voice
+        named after the project; ``info.training["run_id"]`` says which run it came from.
 
         The default reference is the clip data preparation suggested (3–10 s, clean, confident transcript).
         """
         ws = Workspace(workspace_name, self.workspace_root)
         if run_id is None:
-            finished = sorted(p.parent.name for p in ws.runs_dir.glob("*/result.json")) if ws.runs_dir.is_dir() else []
-            if not finished:
-                raise TrainingError(
-                    f"The project '{workspace_name}' has no finished training run.",
-                    hint=f"Train it first: studio train --name {workspace_name}",
-                    ui_hint="Train it in the Train tab first.",
-                )
-            run_id = finished[-1]
+            run_id = newest_complete_run(ws)
         report = read_json(ws.prep_report) or {}
         picked = report.get("reference") or {}
         if not picked.get("audio_path"):

@@ -162,7 +162,9 @@ class RunConfig:
         if bad or not self.stages:
             raise TrainingError(f"Unknown training stage(s) {bad or self.stages}; expected gpt and/or sovits.")
         if self.base not in BASE_VERSIONS:
-            raise TrainingError(f"Unknown base model version {self.base!r}; expected one of {', '.join(BASE_VERSIONS)}.")
+            raise TrainingError(
+                f"Unknown base model version {self.base!r}; expected one of {', '.join(BASE_VERSIONS)}."
+            )
         if self.lora_rank is not None and self.lora_rank < 1:
             raise TrainingError(f"The LoRA rank must be at least 1, got {self.lora_rank}.")
 
@@ -206,6 +208,27 @@ class RunConfig:
         if not isinstance(data, dict):
             raise TrainingError(f"{path} does not hold a run configuration.")
         return cls.from_dict(data)
+
+
+def partial_stages(result: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """Stages of a finished run (its ``result.json``) that stopped short of their plan, e.g. by ``--max-steps``:
+    stage → (steps done, steps planned). Empty for a run that trained every planned step."""
+    from studio.training.datasets import steps_per_epoch
+
+    settings, stages = result.get("settings") or {}, result.get("stages") or {}
+    items = int((result.get("dataset") or {}).get("utterances") or 0)
+    out = {}
+    for stage, summary in stages.items():
+        if not isinstance(summary, dict) or not items:
+            continue
+        epochs, batch = settings.get(f"{stage}_epochs"), settings.get(f"{stage}_batch_size")
+        if not isinstance(epochs, int) or not isinstance(batch, int):
+            continue
+        planned = epochs * steps_per_epoch(items, batch)
+        done = int(summary.get("steps") or 0)
+        if done < planned:
+            out[stage] = (done, planned)
+    return out
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
