@@ -3,7 +3,7 @@
 # project and installs it; later runs start the studio at once. Arguments go to webui.py.
 # macOS has no NVIDIA GPU, so PyTorch comes from PyPI (its macOS wheels include Apple-GPU support).
 # Knobs (as the Linux launcher): SOVITS_STUDIO_VENV, SOVITS_STUDIO_VENV_ARGS, SOVITS_STUDIO_PIP_ARGS,
-# SOVITS_STUDIO_INSTALL_ONLY=1. Written for the bash 3.2 that macOS ships (no `readlink -f`).
+# SOVITS_STUDIO_INSTALL_ONLY=1, SOVITS_STUDIO_PYTHON. Written for the bash 3.2 that macOS ships (no `readlink -f`).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="${SOVITS_STUDIO_VENV:-$HERE/.venv}"
@@ -17,8 +17,8 @@ fail() {
 
 if [ ! -f "$MARKER" ]; then
   echo "First start: installing SoVITS Studio into $VENV (this takes a few minutes, once)."
-  PY=""
-  for candidate in python3.12 python3.11 python3.10 python3; do
+  PY="${SOVITS_STUDIO_PYTHON:-}"
+  [ -n "$PY" ] || for candidate in python3.12 python3.11 python3.10 python3; do
     if command -v "$candidate" >/dev/null 2>&1 &&
        "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null; then
       PY="$candidate"; break

@@ -27,6 +27,21 @@ def _fresh_checkout(dest: Path) -> Path:
     return dest
 
 
+def _own_packages_env(tmp_path: Path) -> dict[str, str]:
+    """Build the launcher's venv from this test's own interpreter and packages (setuptools with bdist_wheel,
+    pip, the studio's dependencies) instead of whatever the machine's base Python happens to have. They are
+    added after the standard library (a ``sitecustomize`` calling ``site.addsitedir``), never in front of it."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    hook = tmp_path / "own-packages"
+    hook.mkdir(exist_ok=True)
+    dirs = list(dict.fromkeys([paths["purelib"], paths["platlib"]]))
+    (hook / "sitecustomize.py").write_text(f"import site\nfor d in {dirs!r}:\n    site.addsitedir(d)\n")
+    base = getattr(sys, "_base_executable", sys.executable)
+    return {"SOVITS_STUDIO_PYTHON": base, "PYTHONPATH": str(hook)}
+
+
 def _run(checkout: Path, launcher: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["bash", str(checkout / launcher), "--help"], cwd=checkout, env=env, capture_output=True, text=True, timeout=300
@@ -41,7 +56,8 @@ def test_launcher_installs_once_then_starts(tmp_path, launcher):
     env = {
         **os.environ,
         # offline and fast: reuse this interpreter's packages instead of downloading them
-        "SOVITS_STUDIO_VENV_ARGS": "--system-site-packages --without-pip",
+        **_own_packages_env(tmp_path),
+        "SOVITS_STUDIO_VENV_ARGS": "--without-pip",
         "SOVITS_STUDIO_PIP_ARGS": "--no-deps --no-build-isolation --no-index -q",
         "SOVITS_STUDIO_SKIP_TORCH": "1",
     }
@@ -56,6 +72,7 @@ def test_launcher_installs_once_then_starts(tmp_path, launcher):
         capture_output=True,
         text=True,
         cwd=tmp_path,
+        env=env,
     )
     assert str(checkout / "studio") in probe.stdout  # the venv runs this checkout's code
 
@@ -86,6 +103,42 @@ def test_a_failed_first_install_is_retried_on_the_next_start(tmp_path):
         )
         assert failed.returncode != 0, launcher
         assert not (checkout / ".venv" / ".sovits-studio-installed").exists(), launcher
+
+
+def test_an_unreachable_torch_index_is_tried_once_then_the_default_index(tmp_path):
+    """A blocked download.pytorch.org must not stall the first start: one quick try, then the default index."""
+    checkout = _fresh_checkout(tmp_path / "studio")
+    stub = tmp_path / "stub" / "pip"
+    stub.mkdir(parents=True)
+    log = tmp_path / "pip-calls.txt"
+    (stub / "__init__.py").write_text("")
+    (stub / "__main__.py").write_text(  # records each call; an --index-url call fails as an unreachable index does
+        "import sys\n"
+        f"open({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
+        "sys.exit(1 if '--index-url' in sys.argv else 0)\n"
+    )
+    env = {
+        **os.environ,
+        "SOVITS_STUDIO_PYTHON": getattr(sys, "_base_executable", sys.executable),
+        "PYTHONPATH": str(stub.parent),
+        "SOVITS_STUDIO_VENV_ARGS": "--without-pip",
+        "SOVITS_STUDIO_TORCH_INDEX": "http://127.0.0.1:9/unreachable",
+        "SOVITS_STUDIO_INSTALL_ONLY": "1",
+        "PATH": os.pathsep.join(
+            p for p in os.environ["PATH"].split(os.pathsep) if not (Path(p) / "nvidia-smi").exists()
+        ),
+    }
+    done = subprocess.run(
+        ["bash", str(checkout / "launchers/SoVITS-Studio.sh")], cwd=checkout, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = log.read_text().splitlines()
+    torch_calls = [c for c in calls if "torch==" in c]
+    assert len(torch_calls) == 2, calls
+    assert "--index-url http://127.0.0.1:9/unreachable" in torch_calls[0] and "--retries 0" in torch_calls[0]
+    assert "--index-url" not in torch_calls[1]
+    assert "cannot be reached" in done.stdout and "Traceback" not in done.stderr
 
 
 def test_windows_launcher_keeps_crlf_and_starts_the_studio():
