@@ -33,11 +33,17 @@ def estimate_start(service: Any, name: str, options: Any) -> tuple[RunConfig, Ti
 
 def time_left(service: Any, run_id: str, events: list) -> float | None:
     """Seconds left of a running run: the current stage's ETA plus every later stage; None before it is known."""
-    cfg = RunConfig.load(service.run_dir(run_id) / "run.json")
+    from studio.errors import StudioError
+
+    last = next((e for e in reversed(events) if e.kind == "step" and e.eta_s is not None), None)
+    try:
+        cfg = RunConfig.load(service.run_dir(run_id) / "run.json")
+    except StudioError:  # no readable plan: the current stage's own estimate is all there is
+        return last.eta_s if last is not None else None
     clips = next((e.total_steps for e in reversed(events) if e.stage == "features" and e.total_steps), None)
     current = next((e for e in reversed(events) if e.kind == "step" and e.stage in cfg.stages), None)
     if clips is None:
-        return None
+        return last.eta_s if last is not None else None
     later = list(cfg.stages)
     left = 0.0
     if current is not None:

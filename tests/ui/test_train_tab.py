@@ -67,8 +67,10 @@ def test_running_job_shows_curves_eta_and_a_stop_button(tmp_path):
     ]
     out = _handlers(tmp_path, events, "running").progress("demo", "r1", 0)
     assert len(out) == N_PROGRESS
-    status, gpt, sovits, sample, _samples, add_voice, since, timer, stop, resume = out
-    assert sorted(set(gpt["series"])) == ["loss", "top3_acc"] and sorted(set(gpt["step"])) == [1, 2, 3]
+    status, gpt, accuracy, sovits, sample, _samples, add_voice, since, timer, stop, resume = out
+    assert set(gpt["series"]) == {"train.series.gpt_loss"} and sorted(set(gpt["step"])) == [1, 2, 3]
+    # accuracy on its own plot, in percent, named from the locale table (not "top3_acc")
+    assert set(accuracy["series"]) == {"train.series.top3_acc"} and list(accuracy["value"]) == [10.0] * 3
     assert sovits is None  # no SoVITS data yet: nothing drawn (an empty frame would break the plot)
     assert "train.eta" in status and "train.state.running" in status
     assert sample == str(tmp_path / "samples" / "gpt_e1.wav")
@@ -79,10 +81,10 @@ def test_running_job_shows_curves_eta_and_a_stop_button(tmp_path):
 
 def test_finished_and_interrupted_jobs(tmp_path):
     done = _handlers(tmp_path, [*_steps("gpt", 2, loss=7.0), TrainingEvent("done")], "done").progress("demo", "r1", 0)
-    assert done[5]["interactive"] is True  # add to my voices
-    assert done[7].active is False  # the timer stops polling
+    assert done[6]["interactive"] is True  # add to my voices
+    assert done[8].active is False  # the timer stops polling
     killed = _handlers(tmp_path, _steps("sovits", 2, mel=3.0), "interrupted").progress("demo", "r1", 0)
-    assert killed[9]["interactive"] is True and killed[8]["interactive"] is False  # resume, not stop
+    assert killed[10]["interactive"] is True and killed[9]["interactive"] is False  # resume, not stop
     assert "train.state.interrupted" in killed[0]
 
 
@@ -93,7 +95,7 @@ def test_timer_tick_redraws_only_when_new_events_arrive(tmp_path):
     assert handlers.tick("demo", "r1", seen) == tuple(gr.skip() for _ in range(N_PROGRESS))
     handlers.training.log.append(_steps("gpt", 3, loss=6.0)[-1])
     redrawn = handlers.tick("demo", "r1", seen)
-    assert list(redrawn[1]["loss"]) == [7.0, 7.0, 6.0] and redrawn[6] == 3
+    assert list(redrawn[1]["value"]) == [7.0, 7.0, 6.0] and redrawn[7] == 3
 
 
 def test_epoch_panel_shows_the_scores_the_recommendation_and_the_picked_epoch(tmp_path):
@@ -133,3 +135,23 @@ def test_epoch_panel_offers_to_score_a_finished_run_without_a_report(tmp_path):
     )
     _, summary, _, _, score = EpochPanel(running, FakeUI()).refresh("demo", "r1")
     assert "train.epochs.scoring" in summary and "('done', 1)" in summary and score["visible"] is False
+
+
+def test_time_left_counts_the_stages_still_to_come_and_a_killed_run_says_why(tmp_path):
+    from studio.training.run_layout import RunConfig
+
+    RunConfig("demo", str(tmp_path), str(tmp_path), "r1", sovits_epochs=4).save(tmp_path / "run.json")
+    events = [TrainingEvent("step", stage="features", step=12, total_steps=12), *_steps("gpt", 3, loss=7.0)]
+    events[-1].eta_s = 0.0  # the GPT stage is at its end, the SoVITS stage has not begun
+    handlers = _handlers(tmp_path, events, "running")
+    handlers.training.workspace_root = tmp_path
+    status = handlers.progress("demo", "r1", 0)[0]
+    left = [line for line in status.split("\n\n") if line.startswith("train.eta")]
+    assert left and "0.0 s" not in left[0] and "eta" in left[0], status
+
+    class Killed(FakeTraining):
+        def status(self, run_id):
+            return RunStatus(run_id, "interrupted", message="killed by signal 9 (SIGKILL)")
+
+    killed = TrainHandlers(FakeStudio(tmp_path, Killed(tmp_path, events, "interrupted")), FakeUI())
+    assert "killed by signal 9" in killed.progress("demo", "r1", 0)[0]
