@@ -1,10 +1,10 @@
 """Where the text front end departs from upstream GPT-SoVITS on purpose: each departure is a named rule.
 
-Everything else in :mod:`studio.text` reproduces upstream, quirks included (the goldens check it). Where upstream's
-behaviour is a bug a listener would notice, the fix lives here as a :class:`NamedRule`: a stable name, a
-predicate over the input saying whether the rule acts on it, and the reason. The front end calls the fixes below
-(and nothing else changes upstream's output), so a golden case can be checked against the predicates and skipped,
-with the rule's reason, exactly when one of them acts on its input. The README lists the rules.
+Everything else in :mod:`studio.text` reproduces upstream, quirks included (the goldens check it; gaps in offline
+data such as g2pW are not departures by choice). Where upstream's behaviour is a bug a listener would notice, the
+fix lives here as a :class:`NamedRule`: a stable name, a predicate over the input saying whether the rule acts on
+it, and the reason. The front end calls the fixes below, so a golden case can be checked against the predicates
+and skipped, with the rule's reason, exactly when one of them acts on its input. The README lists the rules.
 """
 
 from __future__ import annotations
