@@ -13,6 +13,7 @@ loaders serve both. Voice packs (zip) are the exchange format; importing one wri
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from collections.abc import Mapping
@@ -49,6 +50,15 @@ def _safe_relative(rel: str) -> Path:
     if parts[0] in ("gpt.ckpt", "sovits.pth", "reference.wav", VOICE_FILE):
         raise VoicePackError(f"{rel!r} would replace a voice's own file.")
     return Path(*parts)
+
+
+@functools.lru_cache(maxsize=256)
+def _detected_version(path: str, mtime_ns: int, size: int) -> str:
+    """The release of a SoVITS file, read once per file version (mtime and size are the cache key; the picker
+    asks on every refresh)."""
+    from studio.models.sovits.checkpoint import detect_sovits_version
+
+    return detect_sovits_version(path).version
 
 
 class VoiceNotFoundError(StudioError):
@@ -178,11 +188,10 @@ class VoiceLibrary:
         and weights (voices added before the version was kept); ``"?"`` when the file cannot be read."""
         if info.model_version:
             return info.model_version
-        from studio.models.sovits.checkpoint import detect_sovits_version
-
         try:
-            return detect_sovits_version(info.sovits_path).version
-        except StudioError:
+            st = info.sovits_path.stat()
+            return _detected_version(str(info.sovits_path), st.st_mtime_ns, st.st_size)
+        except (OSError, StudioError):
             return "?"
 
     def reference_clips(self, info: VoiceInfo) -> list[tuple[Path, dict]]:
