@@ -40,6 +40,13 @@ SOVITS_D_V2PROPLUS = f"{V2PRO_DIR}/s2Dv2ProPlus.pth"
 SV_DIR = "sv"
 SV_CKPT = f"{SV_DIR}/pretrained_eres2netv2w24s4ep4.ckpt"
 
+# speech recognition: faster-whisper (CTranslate2) models in pretrained/asr/<name>/; model.bin is fetched last, so
+# a folder that has it got every other file first
+ASR_DIR = "asr"
+DEFAULT_ASR = "whisper-base"  # packaged with the 'asr-model' extra: the offline default
+_WHISPER_FILES = ("config.json", "tokenizer.json", "vocabulary.txt", "model.bin")
+_WHISPER_V3_FILES = ("config.json", "preprocessor_config.json", "tokenizer.json", "vocabulary.json", "model.bin")
+
 BASE_VERSIONS = ("v2", "v2Pro", "v2ProPlus")
 #: best first: what training starts from when no base is named (upstream recommends v2ProPlus)
 BASE_PREFERENCE = ("v2ProPlus", "v2Pro", "v2")
@@ -129,6 +136,37 @@ class BasePaths:
     speaker_verification: Path | None
 
 
+@dataclass(frozen=True)
+class ASRModel:
+    """A Whisper model the studio can fetch: its folder name below ``pretrained/asr/`` and its hub repository."""
+
+    name: str  # "whisper-small"
+    repo: str  # "Systran/faster-whisper-small"
+    files: tuple[str, ...]
+    size_mb: int  # download size, to show before fetching
+
+
+ASR_MODELS: dict[str, ASRModel] = {
+    f"whisper-{size}": ASRModel(f"whisper-{size}", f"Systran/faster-whisper-{size}", files, mb)
+    for size, files, mb in (
+        ("tiny", _WHISPER_FILES, 75),
+        ("base", _WHISPER_FILES, 145),
+        ("small", _WHISPER_FILES, 484),
+        ("medium", _WHISPER_FILES, 1530),
+        ("large-v3", _WHISPER_V3_FILES, 3090),
+    )
+}
+
+
+def asr_model(name: str) -> ASRModel:
+    """The catalogue entry for ``name`` (``small`` or ``whisper-small``); an unknown name is refused."""
+    key = name if name.startswith("whisper-") else f"whisper-{name}"
+    if key not in ASR_MODELS:
+        known = ", ".join(n.removeprefix("whisper-") for n in ASR_MODELS)
+        raise StudioError(f"Unknown Whisper model {name!r}.", hint=f"Use one of: {known}.")
+    return ASR_MODELS[key]
+
+
 def default_pretrained_dir() -> Path:
     """``$STUDIO_PRETRAINED`` if set, else ``pretrained/`` beside the package."""
     env = os.environ.get("STUDIO_PRETRAINED")
@@ -181,7 +219,9 @@ class PretrainedAssets:
         """The best base whose required files are all present (v2ProPlus, then v2Pro, then v2), or None."""
         return next((v for v in BASE_PREFERENCE if self.has_base(v)), None)
 
-    def missing(self, files: tuple[PretrainedFile, ...] = V2_FILES, *, required_only: bool = True) -> list[PretrainedFile]:
+    def missing(
+        self, files: tuple[PretrainedFile, ...] = V2_FILES, *, required_only: bool = True
+    ) -> list[PretrainedFile]:
         return [f for f in files if (f.required or not required_only) and not (self.root / f.path).is_file()]
 
     def status(self, files: tuple[PretrainedFile, ...] = V2_FILES) -> list[tuple[PretrainedFile, bool]]:
@@ -234,9 +274,9 @@ def _endpoint() -> str:
     return os.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT).rstrip("/")
 
 
-def file_url(relpath: str, endpoint: str | None = None) -> str:
+def file_url(relpath: str, endpoint: str | None = None, repo: str = HF_REPO) -> str:
     quoted = urllib.request.quote(relpath)
-    return f"{endpoint or _endpoint()}/{HF_REPO}/resolve/main/{quoted}"
+    return f"{endpoint or _endpoint()}/{repo}/resolve/main/{quoted}"
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
@@ -269,6 +309,29 @@ def download(
         target.parent.mkdir(parents=True, exist_ok=True)
         _download_one(file_url(item.path, endpoint), target, item.path, on_progress, timeout)
         fetched.append(target)
+    return fetched
+
+
+def download_asr(
+    name: str,
+    root: Path | None = None,
+    *,
+    endpoint: str | None = None,
+    on_progress: ProgressFn | None = None,
+    timeout: float = 60.0,
+) -> list[Path]:
+    """Fetch the Whisper model ``name`` into ``root/asr/<name>/`` the same way as the base models (resumable,
+    checksum-verified where the hub gives one, ``HF_ENDPOINT`` honoured); files already there are kept."""
+    model = asr_model(name)
+    folder = (Path(root) if root else default_pretrained_dir()) / ASR_DIR / model.name
+    folder.mkdir(parents=True, exist_ok=True)
+    fetched = []
+    for rel in model.files:
+        target = folder / rel
+        if not target.is_file():
+            url = file_url(rel, endpoint, model.repo)
+            _download_one(url, target, f"{ASR_DIR}/{model.name}/{rel}", on_progress, timeout)
+            fetched.append(target)
     return fetched
 
 

@@ -73,10 +73,10 @@ def test_training_transcription_and_sv_errors_point_into_the_page(tmp_path, page
     assert "studio prep" not in page_in(no_list, "en") and "Prepare tab" in page_in(no_list, "en")
     assert "整理数据" in page_in(no_list, "zh")
 
-    no_asr = _raised(resolve_asr_model, "whisper-nonexistent", asr_dir=tmp_path / "asr")
-    assert "pip install" in str(no_asr)
+    no_asr = _raised(resolve_asr_model, "small", asr_dir=tmp_path / "asr")
+    assert "studio download --asr small" in str(no_asr)
     shown = page_in(no_asr, "ja")
-    assert "pip" not in shown and "モデルと設定" in shown
+    assert "studio download" not in shown and "モデルと設定" in shown
 
     no_sv = _raised(load_speaker_verifier, tmp_path / "sv" / "missing.ckpt")
     assert "studio download --version v2ProPlus" in str(no_sv)

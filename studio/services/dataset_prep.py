@@ -29,8 +29,9 @@ class DatasetPrepService:
     def __init__(self, workspace_root: Path | None = None, transcriber: Transcriber | None = None) -> None:
         self.workspace_root = Path(workspace_root) if workspace_root else default_workspace_root()
         self._transcriber = transcriber
-        self._transcriber_model: str | None = None
+        self._transcriber_model: str | None = "injected" if transcriber is not None else None
         self._lock = threading.Lock()
+        self.asr = None  # studio.services.asr_choice.ASRChoice: the model chosen in Models & Settings, if any
 
     def workspace(self, name: str) -> Workspace:
         return Workspace(name, self.workspace_root)
@@ -39,7 +40,10 @@ class DatasetPrepService:
         return [w.name for w in list_workspaces(self.workspace_root)]
 
     def transcriber(self, model: str | None = None) -> Transcriber:
-        """The recogniser for ``model`` (loaded once and reused while the same model is asked for)."""
+        """The recogniser for ``model`` (loaded once and reused while the same model is asked for); no
+        ``model``: the one chosen in Models & Settings (the packaged base model unless another was chosen)."""
+        if model is None and self.asr is not None and self._transcriber_model != "injected":
+            model = str(self.asr.path())
         with self._lock:
             if self._transcriber is None or (model is not None and model != self._transcriber_model):
                 self._transcriber = WhisperTranscriber(model)

@@ -70,10 +70,19 @@ class Studio:
         return VoiceLibrary(self.workspace_root)
 
     @cached_property
+    def asr(self):
+        """The Whisper model chosen in Models & Settings (transcription and take checks use it)."""
+        from studio.services.asr_choice import ASRChoice
+
+        return ASRChoice(self.workspace_root, self.pretrained)
+
+    @cached_property
     def datasets(self):
         from studio.services.dataset_prep import DatasetPrepService
 
-        return DatasetPrepService(self.workspace_root)
+        service = DatasetPrepService(self.workspace_root)
+        service.asr = self.asr
+        return service
 
     @cached_property
     def training(self):

@@ -38,6 +38,7 @@ SAME_IN_EVERY_LANGUAGE: dict[str, str] = {
     "English": "a language named in its own language (script and language pickers)",
     "https://…": "an address",
     "SoVITS Studio": "the product's name",
+    **{size: "a Whisper model's name, as on the hub and in `studio download --asr`" for size in ("tiny", "base")},
 }
 #: words that may appear in a run of Latin words without making it English prose (names, formats, units)
 NAMES = {"SoVITS", "GPT", "Studio", "Hugging", "Face", "Whisper", "BERT", "HuBERT", "LoRA", "ARPAbet", "CMUdict"}

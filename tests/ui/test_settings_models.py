@@ -4,8 +4,11 @@ chosen in the page (checked, kept after a restart, and named as the folder in us
 
 from __future__ import annotations
 
+import hashlib
+import http.server
 import json
 import socket
+import threading
 
 import pytest
 
@@ -63,3 +66,75 @@ def test_file_table_failed_download_and_models_folder(start_webui, page, tmp_pat
     assert str(ui_pretrained.resolve()) in page.locator("#models-summary").inner_text()
     saved = json.loads((workspace / "settings.json").read_text(encoding="utf-8"))
     assert saved["pretrained_dir"] == str(ui_pretrained.resolve())
+
+
+class _WhisperHub(http.server.BaseHTTPRequestHandler):
+    """A stand-in hub on 127.0.0.1 serving a fake faster-whisper-tiny (small files, sha256 for model.bin)."""
+
+    files = {name: name.encode() * 64 for name in layout.ASR_MODELS["whisper-tiny"].files}
+
+    def do_GET(self):  # noqa: N802 - http.server API
+        rel = self.path.removeprefix("/Systran/faster-whisper-tiny/resolve/main/")
+        if rel not in self.files:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("X-Linked-ETag", f'"{hashlib.sha256(self.files[rel]).hexdigest()}"')
+        self.send_header("Content-Length", str(len(self.files[rel])))
+        self.end_headers()
+        self.wfile.write(self.files[rel])
+
+    def log_message(self, *args):
+        pass
+
+
+def _pick(page, label_start: str) -> None:
+    page.locator("#asr-model input").click()
+    page.get_by_role("option").filter(has_text=label_start).first.click()
+
+
+@pytest.mark.slow
+def test_whisper_model_choice_refusal_and_download(start_webui, page, tmp_path, ui_pretrained):
+    """A downloaded larger model is chosen and kept; a partly downloaded one is refused with what to do; a
+    download from the chosen source (a local stand-in hub) completes the model and chooses it."""
+    models = tmp_path / "models"
+    for entry in ui_pretrained.iterdir():
+        (models / entry.name).parent.mkdir(parents=True, exist_ok=True)
+        (models / entry.name).symlink_to(entry.resolve())
+    small = models / "asr" / "whisper-small"
+    small.mkdir(parents=True)
+    for name in layout.ASR_MODELS["whisper-small"].files:
+        (small / name).write_bytes(b"{}")
+    (models / "asr" / "whisper-medium").mkdir()
+    (models / "asr" / "whisper-medium" / "model.bin.part").write_bytes(b"half")
+    workspace = tmp_path / "ws"
+    server = start_webui(workspace=workspace, pretrained=models)
+    settings = workspace / "settings.json"
+    hub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WhisperHub)
+    threading.Thread(target=hub.serve_forever, daemon=True).start()
+    try:
+        open_studio(page, server.url)
+        page.get_by_role("tab", name="Models & Settings").click()
+        status = page.locator("#asr-status")
+        status.get_by_text("base").wait_for(timeout=30_000)  # the packaged default is in use
+        _pick(page, "small")
+        page.wait_for_function("document.querySelector('#asr-status').innerText.includes('small')")
+        assert json.loads(settings.read_text(encoding="utf-8"))["asr_model"] == "whisper-small"
+        _pick(page, "medium")
+        page.wait_for_function("document.querySelector('#asr-status').innerText.includes('not downloaded')")
+        assert json.loads(settings.read_text(encoding="utf-8"))["asr_model"] == "whisper-small"  # unchanged
+
+        page.get_by_text("Other address").click()
+        page.locator("input[placeholder='https://…'], textarea[placeholder='https://…']").fill(
+            f"http://127.0.0.1:{hub.server_address[1]}"
+        )
+        _pick(page, "tiny")
+        page.locator("#asr-download").click()
+        page.wait_for_function(
+            "document.querySelector('#asr-status').innerText.includes('use the tiny model')", timeout=60_000
+        )
+    finally:
+        hub.shutdown()
+    tiny = models / "asr" / "whisper-tiny"
+    assert {p.name: p.read_bytes() for p in tiny.iterdir()} == _WhisperHub.files
+    assert json.loads(settings.read_text(encoding="utf-8"))["asr_model"] == "whisper-tiny"

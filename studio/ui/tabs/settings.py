@@ -12,6 +12,7 @@ from studio.pretrained import DEFAULT_ENDPOINT
 from studio.ui.context import UIContext
 from studio.ui.errors import guarded, info
 from studio.ui.i18n import LANGUAGES
+from studio.ui.tabs._asr_models import build_asr_section
 
 MIRROR_ENDPOINT = "https://hf-mirror.com"
 SOURCES = [("Hugging Face (huggingface.co)", "hf"), ("Mirror (hf-mirror.com)", "mirror"), ("Other address", "custom")]
@@ -234,6 +235,7 @@ def build_settings_tab(studio, ui: UIContext) -> None:
                 download_btn = ui.tr(gr.Button("Download missing files", variant="primary", elem_id="models-download"))
                 stop_btn = ui.tr(gr.Button("Stop", variant="stop"))
                 refresh_btn = ui.tr(gr.Button("Check again"))
+            build_asr_section(studio, ui, h.endpoint, source, custom)
 
     with gr.Row():
         with gr.Column():
