@@ -109,6 +109,13 @@ class SynthesizeHandlers:
         )
         return head + "\n\n" + "\n\n".join(blocks)
 
+    def _note(self, note: str) -> str:
+        """Why a measure is missing (stored in English with the take): its lead-in in the interface language."""
+        for lead in ("Transcript unavailable: ", "Speaker similarity unavailable: "):
+            if note.startswith(lead):
+                return self.ui.t(lead + "{reason}", reason=note[len(lead) :])
+        return note
+
     def label(self, take: Take) -> str:
         """``#3 · voice · seed 42`` in the interface language (the store's ``Take.label`` is English)."""
         voice = take.settings.voice
@@ -178,7 +185,7 @@ class SynthesizeHandlers:
                 lines.append(f"{t('Skipped')}: {', '.join(qa.skipped)}")
             if qa.repeated:
                 lines.append(f"{t('Repeated')}: {', '.join(qa.repeated)}")
-            lines += [f"⚠ {t(f)}" for f in qa.flags] + [f"ℹ {n}" for n in qa.notes]
+            lines += [f"⚠ {t(f)}" for f in qa.flags] + [f"ℹ {self._note(n)}" for n in qa.notes]
             if not qa.flags:
                 lines.append(f"✓ {t('No problem found.')}")
         return "  \n".join(lines)
