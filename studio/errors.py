@@ -73,3 +73,7 @@ class VoicePackError(StudioError):
 
 class DownloadError(StudioError):
     """A file could not be fetched (no connection, the server refused, a corrupted transfer)."""
+
+
+class SubtitleError(StudioError):
+    """A subtitle file (SRT/WebVTT) is malformed, or subtitles cannot be made for a take."""
