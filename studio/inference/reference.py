@@ -54,13 +54,15 @@ class ReferenceAudio:
 
 @dataclass
 class ReferencePrompt:
-    """What one reference contributes to a synthesis."""
+    """What the references contribute to a synthesis: the *style* clip's tokens and transcript prompt the GPT
+    (pace, emotion, prosody); the *timbre* clips' spectrograms (and SV embeddings) condition SoVITS."""
 
     prompt_tokens: torch.Tensor | None  # (1, P) semantic ids, None in reference-free mode
     prompt_phone_ids: list[int]  # phones of the reference transcript ([] in reference-free mode)
     prompt_bert: torch.Tensor | None  # (1024, len(prompt_phone_ids))
-    specs: list[torch.Tensor]  # each (1, 1025, T_spec): main reference first, then aux references
+    specs: list[torch.Tensor]  # each (1, 1025, T_spec): the timbre references (main first, then aux)
     sv_embeddings: list[torch.Tensor] | None = None  # v2Pro/v2ProPlus: one (1, 20480) per spec, same order
+    weights: tuple[float, ...] | None = None  # one per spec, summing to 1 (a timbre mix); None = plain mean
 
 
 def load_reference(path: Path, *, auto_trim: bool = False, check_length: bool = True) -> ReferenceAudio:

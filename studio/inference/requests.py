@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from studio.errors import StudioError
+from studio.inference.pauses import PauseMap
 from studio.text.user_lexicon import UserLexicon
 
 OUTPUT_SAMPLE_RATE = 32000
+MAX_TIMBRE_REFERENCES = 8
 SEED_MAX = 2**32 - 1  # what every seeded generator here (torch, numpy, random) accepts alike
 
 
@@ -21,6 +24,15 @@ class SynthesisRequest:
     * ``reference``: a 3–10 s clip of the voice (zero-shot prompt and timbre); ``aux_references`` are
       averaged into the timbre only. ``ref_text`` empty → reference-free mode (timbre only; best with a
       fine-tuned GPT).
+    * Style apart from timbre: ``style_reference`` (3–10 s, with its transcript ``style_ref_text`` in
+      ``style_ref_lang``) replaces ``reference`` as the GPT prompt: its semantic tokens and its transcript's
+      phones/BERT features set pace, emotion and prosody. ``timbre_references`` ((clip, weight), …) replace
+      ``reference`` as the SoVITS conditioning: ge = Σ wᵢ·geᵢ / Σ wᵢ over their per-clip vectors (after the
+      speaker-verification PReLU on v2Pro/v2ProPlus, where upstream averages); ``aux_references`` join either
+      set with weight 1 each. Both unset: ``reference`` does both, exactly as upstream.
+    * ``pauses``: a :class:`~studio.inference.pauses.PauseMap`: the text is cut into clauses at its marks and
+      each clause is followed by its mark's silence (paragraph breaks get their own). ``None``: ``pause_s``
+      between sentences only, as upstream's ``fragment_interval``.
     * ``energy``: scales the output's loudness contour around its mean (1.0 = unchanged, 0 = flat,
       > 1 = livelier); applied after decoding, per sentence.
     * ``seed``: ``None`` or a negative value picks a random seed (reported in the result).
@@ -35,6 +47,11 @@ class SynthesisRequest:
     ref_text: str = ""
     ref_lang: str = "auto"
     aux_references: tuple[Path, ...] = ()
+    style_reference: Path | None = None  # None: ``reference`` prompts the GPT
+    style_ref_text: str = ""
+    style_ref_lang: str = "auto"
+    timbre_references: tuple[tuple[Path, float], ...] = ()  # empty: ``reference`` (+ aux) conditions SoVITS
+    pauses: PauseMap | None = None
     top_k: int | None = 15
     top_p: float = 1.0
     temperature: float = 1.0
@@ -73,7 +90,29 @@ class SynthesisRequest:
         for ok, message in checks:
             if not ok:
                 raise StudioError(f"Invalid setting: {message}.")
+        self._check_direction()
         return self
+
+    def _check_direction(self) -> None:
+        """Style and timbre references: refusals in words (a style clip without its words, bad weights)."""
+        if self.style_reference is not None and not self.style_ref_text.strip():
+            raise StudioError(
+                f"The style clip {Path(self.style_reference).name} has no transcript.",
+                hint="Give the words spoken in the style clip (style_ref_text / --style-ref-text).",
+            )
+        if len(self.timbre_references) > MAX_TIMBRE_REFERENCES:
+            raise StudioError(f"Invalid setting: at most {MAX_TIMBRE_REFERENCES} timbre references can be mixed.")
+        weights = [w for _, w in self.timbre_references]
+        if any(not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0 for w in weights):
+            raise StudioError(
+                f"Invalid setting: a timbre weight must be a number ≥ 0 (got {', '.join(map(str, weights))}).",
+                hint="Weights are relative shares, e.g. 1 and 3 for a quarter and three quarters.",
+            )
+        if weights and sum(weights) <= 0:
+            raise StudioError(
+                "Invalid setting: the timbre weights are all 0, so there is no voice to mix.",
+                hint="Give at least one timbre reference a weight above 0.",
+            )
 
     def with_seed(self, seed: int) -> SynthesisRequest:
         return replace(self, seed=seed)
@@ -101,6 +140,7 @@ class SynthesisResult:
     seed: int
     semantic_tokens: list[list[int]] = field(default_factory=list)
     attempts: list[int] = field(default_factory=list)  # per sentence, see ``SynthesisRequest.length_retries``
+    pauses_s: list[float] = field(default_factory=list)  # per sentence (clause with a pause map): silence after it
     timings: dict[str, float] = field(default_factory=dict)
 
     @property

@@ -7,31 +7,28 @@ Ladder of stages, each callable on its own (style habit 8):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from studio.errors import StudioError
+from studio.inference.conditioning import ReferenceConditioner
 from studio.inference.length_check import length_gap
+from studio.inference.pauses import Piece, pieces_with_pauses
 from studio.inference.postprocess import apply_energy, normalize_peak, silence
-from studio.inference.reference import ReferencePrompt, load_reference, timbre_spectrogram
+from studio.inference.reference import ReferencePrompt
 from studio.inference.requests import OUTPUT_SAMPLE_RATE, AudioChunk, SynthesisRequest, SynthesisResult
 from studio.text.user_lexicon import UserLexicon
 
 _LOGGER = logging.getLogger(__name__)
 
 EARLY_STOP_TOKENS = 50 * 54  # upstream passes 50 × max_sec; it never triggers before the step cap
-SPLIT_MARKS = ",.;?!、，。？！;：…"
-REFERENCE_CACHE_SIZE = 8
 STREAM_CONTEXT_TOKENS = 8  # left context re-decoded with every streamed chunk
 BERT_DIM = 1024
 
@@ -73,7 +70,7 @@ class Synthesizer:
     def __init__(self, models: EngineModels) -> None:
         self.models = models
         self._lock = threading.RLock()
-        self._references: OrderedDict[tuple, ReferencePrompt] = OrderedDict()
+        self._conditioner = ReferenceConditioner(models, self._lock, self.text_features)
 
     @property
     def sample_rate(self) -> int:
@@ -103,75 +100,9 @@ class Synthesizer:
         return TextFeatures(phone_ids=list(seq.phone_ids), bert=bert, norm_text=seq.norm_text)
 
     def reference_prompt(self, request: SynthesisRequest) -> ReferencePrompt:
-        """Prompt tokens, prompt phones, timbre spectrograms and (v2Pro/v2ProPlus) speaker-verification
-        embeddings for the request's reference(s); computed once per reference and cached."""
-        if request.reference is None:
-            raise StudioError("No reference clip was given.", hint="Choose a 3–10 s clip of the voice to imitate.")
-        key = (
-            _file_identity(request.reference),
-            tuple(_file_identity(p) for p in request.aux_references),
-            request.ref_text,
-            request.ref_lang,
-            request.auto_trim_reference,
-        )
-        with self._lock:
-            cached = self._references.get(key)
-            if cached is not None:
-                self._references.move_to_end(key)
-                return cached
-        prompt = self._build_reference(request)
-        with self._lock:
-            self._references[key] = prompt
-            while len(self._references) > REFERENCE_CACHE_SIZE:
-                self._references.popitem(last=False)
-        return prompt
-
-    def _build_reference(self, request: SynthesisRequest) -> ReferencePrompt:
-        from studio.models.content_encoder import reference_ssl_input
-
-        dev = self.models.device
-        ref = load_reference(request.reference, auto_trim=request.auto_trim_reference)
-        clips = [ref] + [load_reference(aux, check_length=False) for aux in request.aux_references]
-        specs = [timbre_spectrogram(clip.wav32k, dev) for clip in clips]
-        sv = self._sv_embeddings(clips)
-        ref_text = request.ref_text.strip()
-        if not ref_text:  # reference-free mode: timbre only
-            return ReferencePrompt(None, [], None, specs, sv_embeddings=sv)
-        if ref_text[-1] not in SPLIT_MARKS:
-            ref_text += "." if request.ref_lang == "en" else "。"
-        feats = self.text_features(ref_text, request.ref_lang)
-        with self._lock, torch.inference_mode():
-            ssl = self.models.content_encoder.encode(reference_ssl_input(ref.wav16k).to(dev))  # (1, 768, T_ssl)
-            codes = self.models.sovits.extract_latent(ssl)  # (n_q, 1, T_sem)
-        return ReferencePrompt(
-            prompt_tokens=codes[0].long(),  # (1, T_sem)
-            prompt_phone_ids=feats.phone_ids,
-            prompt_bert=feats.bert,
-            specs=specs,
-            sv_embeddings=sv,
-        )
-
-    def _sv_embeddings(self, clips: list) -> list[torch.Tensor] | None:
-        """One (1, 20480) speaker-verification embedding per reference clip for a v2Pro/v2ProPlus SoVITS
-        (upstream averages the per-reference style vectors, each with its own embedding); None otherwise."""
-        if not self.models.needs_speaker_verification:
-            return None
-        verifier = self.models.speaker_verifier
-        if verifier is None:
-            raise StudioError(
-                f"This {self.models.version} voice needs the speaker-verification model, which is not loaded.",
-                hint="Run `studio download --version v2ProPlus` to fetch it into pretrained/sv/.",
-                ui_hint="In Models & Settings, choose v2ProPlus and press Download missing files.",
-            )
-        from studio.inference.reference import reference_sv_embedding
-
-        with self._lock:
-            return [
-                reference_sv_embedding(verifier, clip.wav32k, f"reference clip {clip.path.name}").to(
-                    self.models.device
-                )
-                for clip in clips
-            ]
+        """Prompt tokens and phones of the style clip, timbre spectrograms, (v2Pro/v2ProPlus) speaker-verification
+        embeddings and mix weights of the timbre clips (see :mod:`studio.inference.conditioning`); cached."""
+        return self._conditioner.prompt(request)
 
     def generate_tokens(
         self,
@@ -218,6 +149,7 @@ class Synthesizer:
                 speed=request.speed,
                 generator=generator,
                 sv_emb=prompt.sv_embeddings,
+                weights=prompt.weights,
             )  # (1, 1, T_wav)
         audio = wav.reshape(-1).float().cpu().numpy()
         audio = normalize_peak(audio)
@@ -226,9 +158,18 @@ class Synthesizer:
     # ------------------------------------------------------------------------------------------ driving
 
     def sentences(self, request: SynthesisRequest) -> list[str]:
+        """The pieces spoken one by one: sentences, or clauses when the request has a pause map."""
+        return [piece.text for piece in self.pieces(request)]
+
+    def pieces(self, request: SynthesisRequest) -> list[Piece]:
+        """Each piece spoken in one go with the silence after it: upstream's sentences with ``pause_s`` between
+        them, or (with ``request.pauses``) clauses cut at the mapped marks with each mark's pause."""
         from studio.text.reading import split_for_speech
 
-        return split_for_speech(request.text, request.lang, request.split)
+        if request.pauses is not None:
+            return pieces_with_pauses(request.text, request.lang, request.split, request.pauses)
+        sentences = split_for_speech(request.text, request.lang, request.split)
+        return [Piece(s, request.pause_s if i < len(sentences) - 1 else 0.0) for i, s in enumerate(sentences)]
 
     def stream(
         self,
@@ -242,15 +183,15 @@ class Synthesizer:
         """
         request = request.validated()
         seed = _resolve_seed(request.seed)
-        sentences = self.sentences(request)
+        pieces = self.pieces(request)
+        sentences = [p.text for p in pieces]
         feats = [self.text_features(s, request.lang, request.lexicon) for s in sentences]  # fail early on bad text
         prompt = self.reference_prompt(request)
         generator = torch.Generator(device=self.models.device).manual_seed(seed)
-        last = len(sentences) - 1
 
         def chunk(index: int, audio: np.ndarray, is_end: bool, attempts: int = 1) -> AudioChunk:
-            if is_end and index < last:
-                audio = np.concatenate([audio, silence(request.pause_s, OUTPUT_SAMPLE_RATE)])
+            if is_end and pieces[index].pause_s > 0:
+                audio = np.concatenate([audio, silence(pieces[index].pause_s, OUTPUT_SAMPLE_RATE)])
             return AudioChunk(audio, OUTPUT_SAMPLE_RATE, index, sentences[index], is_end, attempts)
 
         if request.stream_tokens > 0:
@@ -412,6 +353,7 @@ class Synthesizer:
             seed=seed,
             semantic_tokens=tokens,
             attempts=[attempts[i] for i in sorted(attempts)],
+            pauses_s=[p.pause_s for p in self.pieces(request)],
             timings={"total_s": time.perf_counter() - start, "first_audio_s": first_audio or 0.0},
         )
 
@@ -428,13 +370,3 @@ def _crossfade(tail: np.ndarray, fresh: np.ndarray) -> np.ndarray:
 
 def _resolve_seed(seed: int | None) -> int:
     return seed if seed is not None and seed >= 0 else random.randrange(2**31)
-
-
-def _file_identity(path: Path) -> tuple[str, str]:
-    """(resolved path, sha1 of the content): two different clips never share a cache entry."""
-    path = Path(path)
-    try:
-        digest = hashlib.sha1(path.read_bytes()).hexdigest()
-    except OSError as exc:
-        raise StudioError(f"Cannot read the reference clip {path}: {exc.strerror or exc}.") from exc
-    return str(path.resolve()), digest

@@ -19,6 +19,7 @@ Without it (v1/v2) ge feeds all three and G must equal H.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -124,18 +125,27 @@ class SoVITSSynthesizer(nn.Module):
         self,
         specs: torch.Tensor | list[torch.Tensor],
         sv_emb: torch.Tensor | list[torch.Tensor] | None = None,
+        weights: list[float] | tuple[float, ...] | None = None,
     ) -> torch.Tensor:
         """Linear spectrogram(s) (B, F, T_spec) [+ one SV embedding (B, E) per spectrogram] -> ge (B, G, 1).
 
-        A list gives the mean of the per-reference vectors. A model with a speaker-verification input
-        refuses to run without the embeddings (it would silently sound like another speaker otherwise).
+        A list gives the mean of the per-reference vectors (upstream's multi-reference timbre); ``weights``
+        (one per spectrogram, ≥ 0, not all 0) make it ge = Σ wᵢ·geᵢ / Σ wᵢ, a timbre mix. With an SV input
+        each geᵢ is already ``prelu(ref_enc + sv_emb)``: the weighting happens after the PReLU, where
+        upstream averages. Equal weights take the plain mean, so they reproduce unweighted numbers bit for bit.
+        A model with a speaker-verification input refuses to run without the embeddings (it would silently
+        sound like another speaker otherwise).
         """
         spec_list = list(specs) if isinstance(specs, (list, tuple)) else [specs]
         if not spec_list:
             raise ValueError("at least one reference spectrogram is needed")
         emb_list = self._embeddings_for(spec_list, sv_emb)
-        styles = [self._reference_vector(s, e) for s, e in zip(spec_list, emb_list)]
-        return styles[0] if len(styles) == 1 else torch.stack(styles, 0).mean(0)
+        styles = [self._reference_vector(s, e) for s, e in zip(spec_list, emb_list)]  # each (B, G, 1)
+        if len(styles) == 1:
+            return styles[0]
+        if weights is None or len(set(float(w) for w in weights)) == 1:
+            return torch.stack(styles, 0).mean(0)
+        return _weighted_mean(styles, weights)
 
     def _embeddings_for(
         self, specs: list[torch.Tensor], sv_emb: torch.Tensor | list[torch.Tensor] | None
@@ -215,14 +225,16 @@ class SoVITSSynthesizer(nn.Module):
         generator: torch.Generator | None = None,
         sv_emb: torch.Tensor | list[torch.Tensor] | None = None,
         noise: torch.Tensor | None = None,
+        weights: list[float] | tuple[float, ...] | None = None,
     ) -> torch.Tensor:
         """Synthesize: codes (Q, B, T_sem), phone_ids (B, T_text), reference spectrogram(s) (B, F, T_spec)
         -> wav (B, 1, T'·samples_per_frame); T' = 2·T_sem at speed 1, else int(2·T_sem / speed) + 1.
 
         ``sv_emb``: one speaker-verification embedding (B, E) per reference, needed (and only used) when the
         model has an SV input. ``noise``: a given ε (B, O, T') instead of a fresh draw (replays a recorded run).
+        ``weights``: one per reference, a weighted timbre mix (see :meth:`reference_style`).
         """
-        ge = self.reference_style(refer_specs, sv_emb)
+        ge = self.reference_style(refer_specs, sv_emb, weights)
         prior = self.prior(codes, phone_ids, ge, speed)
         z_p = self.sample_prior(prior, noise_scale, generator, noise)
         z = self.flow(z_p, prior.mask, g=ge, reverse=True)  # (B, O, T')
@@ -273,6 +285,19 @@ class SoVITSSynthesizer(nn.Module):
         z_slice, starts = _random_slices(z, spec_lengths, self.config.segment_size)
         wav = self.dec(z_slice, g=ge)
         return TrainOutput(wav, starts, mask, z, z_p, m_p, logs_p, m_q, logs_q, quantized)
+
+
+def _weighted_mean(styles: list[torch.Tensor], weights: list[float] | tuple[float, ...]) -> torch.Tensor:
+    """Σ wᵢ·styleᵢ / Σ wᵢ over per-reference vectors, each (B, G, 1); refuses what is not a mix."""
+    w = [float(x) for x in weights]
+    if len(w) != len(styles):
+        raise ValueError(f"{len(styles)} reference(s) but {len(w)} weight(s): give one weight per reference")
+    if any(not math.isfinite(x) or x < 0 for x in w) or sum(w) <= 0:
+        raise ValueError(f"timbre weights must be ≥ 0 and not all 0 (got {w})")
+    total = sum(w)
+    stacked = torch.stack(styles, 0)  # (R, B, G, 1)
+    scale = torch.tensor([x / total for x in w], dtype=stacked.dtype, device=stacked.device)  # (R,)
+    return (stacked * scale.view(-1, 1, 1, 1)).sum(0)
 
 
 def _random_slices(x: torch.Tensor, lengths: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
