@@ -29,7 +29,7 @@ from studio.pretrained import BasePaths, PretrainedAssets, sha256_of
 from studio.training.events import EventWriter
 from studio.training.lock import ProjectLock
 from studio.training.loop import TrainingCancelled, run_stage
-from studio.training.outcome import crash_message, remove_stale_temp
+from studio.training.outcome import OUTCOMES, WHY, crash_message, remove_stale_temp
 from studio.training.run_layout import RESULT_FORMAT, RunConfig, read_json
 from studio.workspace import atomic_write_json
 
@@ -215,8 +215,8 @@ def main(argv: list[str] | None = None, after_training: AfterTraining | None = N
         emit("done", path=paths.result_json.name)
         return EXIT_DONE
     except TrainingCancelled:
-        who = "stopped by the user" if paths.stop_file.exists() else "stopped by a termination signal (SIGTERM)"
-        emit("cancelled", message=f"{who}; resume to continue from the last checkpoint")
+        who = WHY["user"] if paths.stop_file.exists() else WHY["sigterm"]
+        emit("cancelled", message=OUTCOMES["stopped"].format(why=who))
         return EXIT_CANCELLED
     except StudioError as exc:
         emit("error", message=str(exc))

@@ -23,6 +23,44 @@ NO_REASON = (
 )
 
 
+#: how a run ended, as message keys: the English templates the events hold; the studio's page shows the same
+#: key in its language (``train.outcome.<key>`` and ``train.outcome.why.<key>`` in the locale tables)
+OUTCOMES: dict[str, str] = {
+    "no_reason": NO_REASON,
+    "signal": "killed by signal {number} ({name}): {why}; resume to continue from the last checkpoint",
+    "exit_code": "the training process exited with code {code} without saying why (see job.log)",
+    "stopped": "{why}; resume to continue from the last checkpoint",
+}
+WHY: dict[str, str] = {
+    "killed": "the system may have run out of memory, or someone ended the process",
+    "keyboard": "interrupted from the keyboard",
+    "terminated": "the system or another program asked it to end",
+    "outside": "ended from outside",
+    "user": "stopped by the user",
+    "sigterm": "stopped by a termination signal (SIGTERM)",
+}
+
+
+def parse_outcome(message: str | None) -> tuple[str, dict[str, str]] | None:
+    """(key, parameters) of a reason written from :data:`OUTCOMES` (``why`` as its :data:`WHY` key), or None
+    for any other text — so the page can say it in its language without the events changing."""
+    import re
+
+    for key, template in OUTCOMES.items():
+        parts = re.split(r"\{(\w+)\}", template)  # literal, name, literal, name, …
+        pattern = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)" for i, p in enumerate(parts))
+        found = re.fullmatch(pattern, message or "")
+        if found:
+            params = found.groupdict()
+            if "why" in params:
+                why = next((k for k, v in WHY.items() if v == params["why"]), None)
+                if why is None:
+                    continue
+                params["why"] = why
+            return key, params
+    return None
+
+
 def exit_reason(returncode: int | None) -> str:
     """Words for a job process's exit status when it wrote no final event itself."""
     if returncode is None:
@@ -33,13 +71,9 @@ def exit_reason(returncode: int | None) -> str:
             name = signal.Signals(number).name
         except ValueError:
             name = f"signal {number}"
-        why = {
-            signal.SIGKILL: "the system may have run out of memory, or someone ended the process",
-            signal.SIGINT: "interrupted from the keyboard",
-            signal.SIGTERM: "the system or another program asked it to end",
-        }.get(number, "ended from outside")
-        return f"killed by signal {number} ({name}): {why}; resume to continue from the last checkpoint"
-    return f"the training process exited with code {returncode} without saying why (see job.log)"
+        why = {signal.SIGKILL: "killed", signal.SIGINT: "keyboard", signal.SIGTERM: "terminated"}.get(number, "outside")
+        return OUTCOMES["signal"].format(number=number, name=name, why=WHY[why])
+    return OUTCOMES["exit_code"].format(code=returncode)
 
 
 def watch_exit(proc, paths: RunPaths) -> threading.Thread:

@@ -7,7 +7,8 @@ with its reason. Besides exact matches, any run of four English words on the pag
 catches English written straight into the code instead of the tables.
 
 The project shown holds Chinese clips with a short one, a clipped one, a telephone-quality one and a doubtful
-transcript, so that the Prepare tab shows its table, lint findings, the picked reference and the next step.
+transcript, so that the Prepare tab shows its table, lint findings, the picked reference and the next step;
+a stopped training run gives the Train tab its curves, and a checked take the Synthesize tab its history.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+
+from studio.ui.i18n import load_locale
 
 from .conftest import open_studio
 
@@ -130,6 +133,23 @@ def _zh_project(workspace: Path, voices: Path) -> None:
     (workspace / "demo" / "reports" / "asr.json").write_text(json.dumps(asr, ensure_ascii=False), "utf-8")
 
 
+def _stopped_run(workspace: Path) -> None:
+    """A run of ``demo`` that trained both stages a little and was then killed: the Train tab shows its curves."""
+    from studio.training.events import EventWriter
+
+    run = workspace / "demo" / "runs" / "20261205-000000"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text("{}", encoding="utf-8")
+    emit = EventWriter(run / "events.jsonl")
+    emit("start")
+    for i in range(1, 4):
+        emit("step", stage="gpt", epoch=1, step=i, total_steps=3, losses={"loss": 7.0 - i, "top3_acc": 0.1 * i})
+    for i in range(1, 4):
+        losses = {"loss_g": 30.0 - i, "loss_mel": 20.0 - i, "loss_kl": 2.0, "loss_fm": 1.0, "loss_gen": 3.0}
+        emit("step", stage="sovits", epoch=1, step=i, total_steps=9, losses={**losses, "loss_d": 4.0})
+    emit("cancelled", message="stopped by the user; resume to continue from the last checkpoint")  # job.py's words
+
+
 def _checked_take(studio, clip: Path) -> None:
     """One zero-shot take in the history with its automatic check (transcript, CER/WER, voice match)."""
     from studio.services.take_qa import TakeQA
@@ -156,6 +176,7 @@ def zh_server(start_webui, tmp_path_factory, tiny_s1_ckpt: Path, tiny_s2_pth: Pa
     )
     _zh_project(workspace, voices)
     _checked_take(Studio(StudioSettings(workspace=workspace)), clip)
+    _stopped_run(workspace)
     prefs = {"ui_language": "zh", "current_project": "demo"}
     (workspace / "settings.json").write_text(json.dumps(prefs), "utf-8")
     return start_webui(workspace)
@@ -197,4 +218,7 @@ def test_no_english_left_in_chinese_and_japanese(zh_server, page, screenshot):
     page.get_by_role("tab", name="モデルと設定").wait_for(timeout=30_000)
     page.wait_for_timeout(1000)
     ja = _english_per_tab(page, exact, inside, screenshot, "ja")
+    # texts the studio suggests in a field (nothing typed yet) follow the switch too
+    suggested = page.locator("#train-statement textarea").input_value()
+    assert suggested == load_locale("ja")["train.statement_default"], suggested
     assert not zh and not ja, f"English left — 中文: {zh}; 日本語: {ja}"

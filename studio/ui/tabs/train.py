@@ -114,9 +114,16 @@ class TrainHandlers:
     def consent_fields(self, project: Any) -> tuple:
         name = project_name(project, self.ui)
         record = self.recordings.load_consent(name) if name else None
-        if record is None:
-            return False, "", gr.update()
+        if record is None:  # the suggested statement, in the interface language of this page load
+            return False, "", self.t("train.statement_default")
         return True, record.speaker_name, record.statement
+
+    def statement_in_language(self, shown: str | None):
+        """After a language switch: the suggested statement in the new language, unless the box holds the
+        user's own words."""
+        i18n = getattr(self.ui, "i18n", None)
+        defaults = {i18n.t("train.statement_default", lang).strip() for lang in i18n.tables} if i18n else set()
+        return self.t("train.statement_default") if (shown or "").strip() in defaults | {""} else gr.update()
 
     # ---- actions ---------------------------------------------------------------------------------
     def start(
@@ -221,6 +228,18 @@ class TrainHandlers:
                 return tuple(gr.skip() for _ in range(N_PROGRESS))
         return self.progress(project, run_id, 0)
 
+    def outcome(self, reason: str) -> str:
+        """Why a run stopped, in the interface language (the events hold it in English)."""
+        from studio.training.outcome import parse_outcome
+
+        found = parse_outcome(reason)
+        if found is None:
+            return reason
+        key, params = found
+        if "why" in params:
+            params = {**params, "why": self.t(f"train.outcome.why.{params['why']}")}
+        return self.t(f"train.outcome.{key}", **params)
+
     def status_text(self, state: str, events: list, run_id: str | None = None, reason: str | None = None) -> str:
         lines = [self.t(f"train.state.{state}") if state else ""]
         steps = [e for e in events if e.kind == "step" and e.stage in ("gpt", "sovits")]
@@ -243,7 +262,7 @@ class TrainHandlers:
             if left is not None:
                 lines.append(self.t("train.eta", eta=fmt_seconds(left)))
         if reason and state in ("interrupted", "cancelled"):
-            lines.append(self.t("train.reason", reason=reason))
+            lines.append(self.t("train.reason", reason=self.outcome(reason)))
         errors = [e.message for e in events if e.kind == "error" and e.message]
         if errors:
             lines.append("⚠ " + errors[-1])
@@ -377,6 +396,7 @@ def build_train_tab(studio: Any, ui: Any) -> None:
     load_out = [preset, readiness, start, consent, speaker, statement, run, *progress_out]
     project.change(guard(h.load), [project, preset, max_steps], load_out)
     on_load(ui, h.load, [project, preset, max_steps], load_out)
+    on_language(ui, guard(h.statement_in_language), statement, statement)
     on_language(ui, lambda: "", None, added)  # "Added the voice …" would stay in the old language
     ready_in = [project, preset, max_steps]
     preset.change(guard(h.readiness), ready_in, [readiness, start])
