@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from studio.commands.argtypes import ranged
+from studio.commands.direction_args import add_direction_arguments, direction_fields
 from studio.commands.lexicon_arg import add_lexicon_argument, resolve_lexicon
 from studio.inference.requests import SEED_MAX
 
@@ -41,7 +42,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--speed", type=float, default=1.0, help="0.6–1.65 is the useful range (duration, not pitch)")
     p.add_argument("--noise-scale", type=float, default=0.5, help="acoustic variation; 0 = deterministic decoder")
     p.add_argument("--energy", type=float, default=1.0, help="loudness-contour scale around its mean (1 = unchanged)")
-    p.add_argument("--pause", type=float, default=0.3, help="seconds of silence between sentences")
+    p.add_argument(
+        "--pause", type=float, default=0.3, help="seconds of silence between sentences (without --pauses)"
+    )
     p.add_argument("--split", default="cut1", help="how to cut long text: cut0–cut5 or a method name (default cut1)")
     p.add_argument(
         "--seed", type=ranged(int, -1, SEED_MAX, "the seed"), default=-1, help="same seed → same audio; -1 = random"
@@ -55,7 +58,15 @@ def add_parser(subparsers) -> None:
         metavar="N",
         help="re-generate a sentence whose length looks wrong for its text (skipped/repeated words) up to N times",
     )
+    p.add_argument(
+        "--subtitles",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write subtitles with word timing, .srt or .vtt by the extension (transcribes with Whisper)",
+    )
     add_lexicon_argument(p)
+    add_direction_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -69,21 +80,24 @@ def run(args: argparse.Namespace) -> int:
 
     out_format = format_for_path(str(args.out))  # an unknown extension is refused before any work
     assets = PretrainedAssets(args.pretrained) if args.pretrained else PretrainedAssets()
+    transcriber = _subtitle_transcriber(args, assets) if args.subtitles else None  # a missing model: before work
     service = SynthesisService(assets, device=args.device)
     ref, ref_text, ref_lang = args.ref, args.ref_text, args.ref_lang
-    voice = None
+    voice, voice_clips = None, None
     if args.voice:
         from studio.services.voices import VoiceLibrary
         from studio.settings import default_workspace_dir
 
-        info = VoiceLibrary(args.workspace or default_workspace_dir()).get(args.voice)
-        voice = info.models
+        library = VoiceLibrary(args.workspace or default_workspace_dir())
+        info = library.get(args.voice)
+        voice, voice_clips = info.models, library.reference_clips(info)
         if ref is None:
             ref, ref_text = info.reference_audio, info.reference_text if ref_text is None else ref_text
             ref_lang = ref_lang or info.reference_lang
     if args.gpt or args.sovits:
         base = voice or service.base_voice()
         voice = VoiceModels(args.gpt or base.gpt_path, args.sovits or base.sovits_path)
+    direction = direction_fields(args, voice_clips)
     if ref is None:
         raise StudioError("No reference clip given.", hint="Pass --ref CLIP.wav (3–10 s of the voice) or --voice NAME.")
     request = SynthesisRequest(
@@ -107,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         max_tokens_per_sentence=args.max_tokens,
         length_retries=args.length_retries,
         lexicon=resolve_lexicon(args.lexicon, args.workspace),
+        **direction,
     )
     start = time.perf_counter()
     result = service.synthesize(request, voice)
@@ -116,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         from studio.workspace import atomic_write_bytes
 
         atomic_write_bytes(args.out, encode(result.audio, result.sample_rate, out_format))
+    if transcriber is not None:
+        _write_subtitles(args, transcriber, result)
     took = time.perf_counter() - start
     print(
         f"Wrote {args.out} ({result.duration_s:.2f} s at {result.sample_rate} Hz, {len(result.sentences)} sentence(s), "
@@ -127,3 +144,27 @@ def run(args: argparse.Namespace) -> int:
             f"Re-generated {redone} sentence(s) whose length looked wrong for the text ({sum(result.attempts)} tries)."
         )
     return 0
+
+
+def _subtitle_transcriber(args: argparse.Namespace, assets):
+    """The Whisper model take QA uses (the one chosen in the workspace's settings), checked before synthesis."""
+    from studio.dataprep.transcribe import WhisperTranscriber
+    from studio.errors import SubtitleError
+    from studio.services.asr_choice import ASRChoice
+    from studio.settings import default_workspace_dir
+
+    if args.subtitles.suffix.lower() not in (".srt", ".vtt"):
+        raise SubtitleError(
+            f"Unknown subtitle format {args.subtitles.name!r}.", hint="Use a name ending in .srt or .vtt."
+        )
+    return WhisperTranscriber(ASRChoice(args.workspace or default_workspace_dir(), assets).path(), device="cpu")
+
+
+def _write_subtitles(args: argparse.Namespace, transcriber, result) -> None:
+    from studio.services.subtitles import cues_from_words, write_subtitles
+    from studio.services.word_timing import transcribe_word_times
+
+    lang = args.lang.removeprefix("all_")
+    words = transcribe_word_times(transcriber, result.audio, result.sample_rate, args.text, lang)
+    write_subtitles(cues_from_words(words), args.subtitles)
+    print(f"Wrote {args.subtitles} ({len(words)} timed words).")

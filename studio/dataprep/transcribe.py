@@ -80,6 +80,9 @@ class Transcript:
     # but shows here as one unlikely word (the lint's "doubtful transcript" rule reads the lowest)
     words: tuple[tuple[str, float], ...] = ()
     second_opinion: str | None = None  # the clip transcribed again on its own (``cross_check``); None: not done
+    # (word, start s, end s) from Whisper's word timestamps, for a clip transcribed on its own (take QA's
+    # subtitles); empty for clips transcribed in packed windows
+    word_times: tuple[tuple[str, float, float], ...] = ()
 
     @property
     def compression_ratio(self) -> float:
@@ -297,7 +300,8 @@ class WhisperTranscriber:
         no_speech = float(max((s.no_speech_prob for s in segments), default=1.0))
         prob = 1.0 if lang else float(info.language_probability)
         words = tuple((w.word, float(w.probability)) for s in segments for w in s.words or [])
-        return Transcript(text, info.language, prob, avg, no_speech, words)
+        times = tuple((w.word, float(w.start), float(w.end)) for s in segments for w in s.words or [])
+        return Transcript(text, info.language, prob, avg, no_speech, words, word_times=times)
 
     def transcribe_many(
         self,

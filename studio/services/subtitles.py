@@ -176,7 +176,8 @@ _SRT_TIME = r"(\d+):([0-5]?\d):([0-5]?\d)[,.](\d{1,3})"
 _SRT_LINE = re.compile(rf"^\s*{_SRT_TIME}\s*-->\s*{_SRT_TIME}(?:\s+.*)?$")
 _VTT_TIME = r"(?:(\d+):)?([0-5]\d):([0-5]\d)\.(\d{3})"
 _VTT_LINE = re.compile(rf"^\s*{_VTT_TIME}\s+-->\s+{_VTT_TIME}(?:\s+.*)?$")
-_TAG = re.compile(r"<[^>]*>")
+_TAG = re.compile(r"<[^>]*>")  # WebVTT markup (&lt; escapes a literal "<")
+_SRT_TAG = re.compile(r"</?(?:[ibu]|font)(?:\s[^>]*)?>", re.IGNORECASE)  # SubRip's only formatting tags
 
 
 def _seconds(h: str | None, m: str, s: str, ms: str) -> float:
@@ -220,7 +221,7 @@ def parse_srt(text: str) -> list[Cue]:
         body = "\n".join(ln.strip() for ln in lines[i + 2 : j])
         if not body:
             raise SubtitleError(f"SRT line {i + 3}: cue {lines[i].strip()} has no text.")
-        cues.append(Cue(start, end, _TAG.sub("", body)))
+        cues.append(Cue(start, end, _SRT_TAG.sub("", body)))
         i = j
     return cues
 

@@ -264,6 +264,8 @@ class TakeQA:
     repeated: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # why a measure is missing
+    # Whisper's words with their times, [word, start s, end s]: the raw material of the take's word timing
+    heard_words: list[list] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -331,6 +333,7 @@ class TakeChecker:
             return TakeQA(notes=[f"Transcript unavailable: {exc}"])
         qa = compare_text(text, transcript.text, lang)
         qa.heard_language = transcript.language
+        qa.heard_words = [[w, round(a, 3), round(b, 3)] for w, a, b in getattr(transcript, "word_times", ())]
         return qa
 
 

@@ -26,7 +26,9 @@ from pathlib import Path
 from studio.errors import ReferenceAudioError, StudioError, TextError
 from studio.inference.reference import load_reference
 from studio.inference.requests import SynthesisRequest as _ENGINE  # the engine's defaults are the take defaults
+from studio.services.subtitles import WordTime, cues_from_words, write_subtitles
 from studio.services.take_qa import TakeChecker, TakeQA, best_take
+from studio.services.word_timing import word_times_for_take
 from studio.text.user_lexicon import UserLexicon
 from studio.workspace import atomic_write_json
 
@@ -76,6 +78,7 @@ class Take:
     settings: TakeSettings
     reference: str  # the clip actually used
     qa: TakeQA | None = None
+    words: list[WordTime] | None = None  # when each word is spoken (from the check); None: not checked / older take
     wav: str = ""  # absolute path, filled in by the store
 
     def to_dict(self) -> dict:
@@ -89,8 +92,14 @@ class Take:
             **{f.name: data["settings"][f.name] for f in fields(TakeSettings) if f.name in data["settings"]}
         )
         qa = TakeQA.from_dict(data["qa"]) if data.get("qa") else None
-        keep = {f.name: data[f.name] for f in fields(cls) if f.name in data and f.name not in ("settings", "qa", "wav")}
-        return cls(**keep, settings=settings, qa=qa, wav=str(wav))
+        words = [WordTime(**w) for w in data["words"]] if data.get("words") is not None else None
+        skip = ("settings", "qa", "words", "wav")
+        keep = {f.name: data[f.name] for f in fields(cls) if f.name in data and f.name not in skip}
+        return cls(**keep, settings=settings, qa=qa, words=words, wav=str(wav))
+
+    def subtitle_path(self, ext: str) -> Path:
+        """Where the take's subtitles are written: next to its audio, ``<id>.srt`` / ``<id>.vtt``."""
+        return Path(self.wav).with_suffix(f".{ext}")
 
     @property
     def label(self) -> str:
@@ -174,13 +183,20 @@ class TakeStore:
             shutil.copyfile(source, target)
         return target
 
-    def set_qa(self, take_id: str, qa: TakeQA) -> Take:
-        take = replace(self.get(take_id), qa=qa)
+    def set_qa(self, take_id: str, qa: TakeQA, words: list[WordTime] | None = None) -> Take:
+        """Store the check (and the word times made from it); with word times, write the SRT and VTT files."""
+        take = replace(self.get(take_id), qa=qa, words=words)
         atomic_write_json(self._json(take_id), take.to_dict())
+        if words:
+            cues = cues_from_words(words)
+            for ext in ("srt", "vtt"):
+                write_subtitles(cues, take.subtitle_path(ext))
         return take
 
     def delete(self, take_id: str) -> None:
         take = self.get(take_id)
+        for ext in ("srt", "vtt"):
+            take.subtitle_path(ext).unlink(missing_ok=True)
         Path(take.wav).unlink(missing_ok=True)
         self._json(take_id).unlink(missing_ok=True)
 
@@ -354,7 +370,11 @@ class TakeService:
         take = self.store.get(take_id)
         audio, rate = load_audio(take.wav)
         qa = self.checker.check(audio, rate, take.settings.text, take.settings.lang, Path(take.reference))
-        return self.store.set_qa(take_id, qa)
+        words = None
+        if qa.transcript is not None:  # Whisper ran: its word times, mapped onto the take's own text
+            heard = [WordTime(str(w), float(a), float(b)) for w, a, b in qa.heard_words]
+            words = word_times_for_take(take.settings.text, take.settings.lang, heard, duration=len(audio) / rate)
+        return self.store.set_qa(take_id, qa, words)
 
     def best_of(self, takes: list[Take]) -> str | None:
         return best_take([(t.id, t.qa) for t in takes])
