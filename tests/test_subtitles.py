@@ -197,3 +197,24 @@ def test_real_speech_is_timed_where_it_is_spoken(voices, tmp_path):
     assert cues[-1].end.total_seconds() <= 13.0
     store.delete(take.id)
     assert not again.subtitle_path("srt").exists() and not again.subtitle_path("vtt").exists()
+
+
+@pytest.mark.slow
+def test_synth_writes_subtitles_by_extension(tiny_pretrained, voices, tmp_path, monkeypatch, capsys):
+    """``studio synth --subtitles``: tiny models say nothing intelligible, so the words are spread over the take."""
+    import soundfile as sf
+
+    from studio.cli import main
+
+    monkeypatch.setenv("STUDIO_WORKSPACE", str(tmp_path / "ws"))
+    clip = voices / "en_joe" / "clips" / "en_joe_000.wav"
+    base = ["synth", "--pretrained", str(tiny_pretrained), "--ref", str(clip), "--ref-text", "Hello.", "--lang", "en",
+            "--text", "Good morning, see you soon.", "--seed", "1", "--max-tokens", "30", "--device", "cpu"]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "a.wav"), "--subtitles", str(tmp_path / "a.txt")]) == 1
+    assert "Unknown subtitle format" in capsys.readouterr().err and not (tmp_path / "a.wav").exists()
+
+    assert main([*base, "--out", str(tmp_path / "a.wav"), "--subtitles", str(tmp_path / "a.vtt")]) == 0
+    duration = sf.info(tmp_path / "a.wav").duration
+    cues = parse_vtt((tmp_path / "a.vtt").read_text(encoding="utf-8"))
+    assert " ".join(c.text for c in cues) == "Good morning, see you soon."
+    assert cues and all(0 <= c.start <= c.end <= duration + 0.001 for c in cues)
