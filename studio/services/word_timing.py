@@ -183,3 +183,19 @@ def _monotonic(units, times, end_of_audio: float) -> list[WordTime]:
         out.append(WordTime(unit, round(start, 3), round(end, 3)))
         prev_end = end
     return out
+
+
+def transcribe_word_times(transcriber, audio, sample_rate: int, text: str, lang: str) -> list[WordTime]:
+    """Run the take check's Whisper pass on ``audio`` (mono float, ``(T,)``) and time ``text``'s words with it.
+
+    ``transcriber`` is a :class:`studio.dataprep.transcribe.WhisperTranscriber` (the caller picks the model the
+    same way take QA does). Raises :class:`SubtitleError` when nothing could be transcribed.
+    """
+    from studio.errors import SubtitleError
+    from studio.services.take_qa import TakeChecker
+
+    qa = TakeChecker(lambda: transcriber).check(audio, sample_rate, text, lang)
+    if qa.transcript is None:
+        raise SubtitleError("No subtitles: the audio could not be transcribed. " + " ".join(qa.notes))
+    heard = [WordTime(str(w), float(a), float(b)) for w, a, b in qa.heard_words]
+    return word_times_for_take(text, lang, heard, duration=len(audio) / sample_rate)
