@@ -42,9 +42,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--speed", type=float, default=1.0, help="0.6–1.65 is the useful range (duration, not pitch)")
     p.add_argument("--noise-scale", type=float, default=0.5, help="acoustic variation; 0 = deterministic decoder")
     p.add_argument("--energy", type=float, default=1.0, help="loudness-contour scale around its mean (1 = unchanged)")
-    p.add_argument(
-        "--pause", type=float, default=0.3, help="seconds of silence between sentences (without --pauses)"
-    )
+    p.add_argument("--pause", type=float, default=0.3, help="seconds of silence between sentences (no --pauses)")
     p.add_argument("--split", default="cut1", help="how to cut long text: cut0–cut5 or a method name (default cut1)")
     p.add_argument(
         "--seed", type=ranged(int, -1, SEED_MAX, "the seed"), default=-1, help="same seed → same audio; -1 = random"
