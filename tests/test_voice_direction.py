@@ -210,3 +210,37 @@ def test_streaming_with_a_pause_map_is_the_whole_result(service, clips):
     chunks = list(service.stream(req))
     assert np.array_equal(np.concatenate([c.audio for c in chunks]), service.synthesize(req).audio)
     assert len([c for c in chunks if c.is_sentence_end]) == 3
+
+
+def _studio(*argv: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "studio", *argv], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_directs_style_timbre_mix_and_pauses(tiny_pretrained, clips, tmp_path):
+    import soundfile as sf
+
+    (c0, t0), (c1, t1), (c2, _) = clips
+    out = tmp_path / "directed.wav"
+    done = _studio(
+        "synth", "--pretrained", str(tiny_pretrained), "--device", "cpu", "--ref", str(c0), "--ref-text", t0,
+        "--text", "Hello, world.", "--lang", "en", "--out", str(out), "--seed", "3", "--max-tokens", "12",
+        "--noise-scale", "0", "--style-ref", str(c1), "--style-ref-text", t1,
+        "--timbre-ref", f"{c0}:1", "--timbre-ref", f"{c2}:3", "--pauses", "fast",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "2 sentence(s)" in done.stdout  # the comma cut the text into two clauses
+    audio, rate = sf.read(out, dtype="float32")
+    (pause,) = _silences(audio)
+    assert abs(pause / rate - PauseMap.preset("fast").comma) <= FRAME / rate
+
+    bad = _studio("synth", "--ref", str(c0), "--text", "Hi.", "--out", str(out), "--timbre-ref", f"{c1}:-2")
+    assert bad.returncode == 2 and "must be a number ≥ 0, got '-2'" in bad.stderr
+    bad = _studio(
+        "synth", "--pretrained", str(tiny_pretrained), "--ref", str(c0), "--text", "Hi.", "--out", str(out),
+        "--pauses", "slow", "--device", "cpu",
+    )  # fmt: skip
+    assert bad.returncode != 0 and "no pause preset named 'slow'" in bad.stdout + bad.stderr
+    assert "Traceback" not in bad.stderr
