@@ -26,6 +26,7 @@ from studio.ui.tabs._shared import (
     widget,
 )
 from studio.ui.tabs._train_plots import PLOTS, curve_frame, curve_plot
+from studio.ui.tabs._train_words import outcome_text, statement_in_language
 
 PRESET_CHOICES = (
     ("Fast: a first voice quickly", "fast"),
@@ -119,11 +120,7 @@ class TrainHandlers:
         return True, record.speaker_name, record.statement
 
     def statement_in_language(self, shown: str | None):
-        """After a language switch: the suggested statement in the new language, unless the box holds the
-        user's own words."""
-        i18n = getattr(self.ui, "i18n", None)
-        defaults = {i18n.t("train.statement_default", lang).strip() for lang in i18n.tables} if i18n else set()
-        return self.t("train.statement_default") if (shown or "").strip() in defaults | {""} else gr.update()
+        return statement_in_language(self.ui, self.t, shown)
 
     # ---- actions ---------------------------------------------------------------------------------
     def start(
@@ -229,16 +226,7 @@ class TrainHandlers:
         return self.progress(project, run_id, 0)
 
     def outcome(self, reason: str) -> str:
-        """Why a run stopped, in the interface language (the events hold it in English)."""
-        from studio.training.outcome import parse_outcome
-
-        found = parse_outcome(reason)
-        if found is None:
-            return reason
-        key, params = found
-        if "why" in params:
-            params = {**params, "why": self.t(f"train.outcome.why.{params['why']}")}
-        return self.t(f"train.outcome.{key}", **params)
+        return outcome_text(self.t, reason)
 
     def status_text(self, state: str, events: list, run_id: str | None = None, reason: str | None = None) -> str:
         lines = [self.t(f"train.state.{state}") if state else ""]
