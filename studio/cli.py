@@ -14,7 +14,7 @@ import sys
 from studio import __version__
 from studio.errors import StudioError
 
-VERBS = ("synth", "phones", "download", "prep", "train", "export", "import", "serve")
+VERBS = ("synth", "render", "phones", "download", "prep", "train", "export", "import", "serve")
 
 
 def _verb_module(verb: str):

@@ -113,6 +113,21 @@ class Studio:
         store = TakeStore(self.workspace_root / "takes")
         return TakeService(store, lambda: self.synthesis, self.voices, checker, self.pronunciations.lexicon)
 
+    def script_services(self) -> dict:
+        """What a :class:`~studio.services.scripts.render.ScriptRenderer` needs: this studio's synthesis, voices,
+        take checker and pronunciations (``ScriptRenderer.create(folder, script, cast, settings, **these)``)."""
+        return {
+            "synthesis": self.synthesis,
+            "voices": self.voices,
+            "checker": self.takes.checker,
+            "lexicon": self.pronunciations.lexicon,
+        }
+
+    @property
+    def scripts_dir(self) -> Path:
+        """Where the studio keeps script renders (``<workspace>/scripts/<id>``)."""
+        return self.workspace_root / "scripts"
+
     @cached_property
     def recording(self):
         from studio.services.recording import RecordingService
