@@ -29,6 +29,8 @@ from studio.api.audio_encoding import AI_HEADER, MEDIA_TYPES, StreamEncoder, enc
 from studio.api.engine import ApiEngine, Reference
 from studio.api.queue import Job, cancel_on_disconnect
 from studio.api.security import ApiError, bearer_scheme
+from studio.errors import StudioError
+from studio.inference.pauses import PRESETS, PauseMap
 from studio.inference.requests import SEED_MAX, SynthesisRequest
 from studio.text.sentence_split import UPSTREAM_NAMES
 
@@ -63,6 +65,13 @@ _AUDIO = {"content": {MEDIA_TYPES[m]: {"schema": {"type": "string", "format": "b
 router = APIRouter(tags=["api_v2 (GPT-SoVITS compatible)"], dependencies=[Depends(authorize)], responses=_RESPONSES)
 
 
+class TimbreRef(BaseModel):
+    """One clip of a timbre mix: a path (allow-listed like ``ref_audio_path``) and its relative weight."""
+
+    path: str
+    weight: float = 1.0
+
+
 class TTSParams(BaseModel):
     """The parameters of ``/tts`` with upstream's defaults."""
 
@@ -92,6 +101,12 @@ class TTSParams(BaseModel):
     super_sampling: bool = False
     overlap_length: int = 2
     min_chunk_length: int = 16
+    # Extensions (directing the voice; api_v2 clients never send them, so they change nothing for them)
+    style_ref_audio_path: str | None = None
+    style_prompt_text: str = ""
+    style_prompt_lang: str | None = None
+    timbre_refs: list[TimbreRef] | None = None
+    pause_map: str | dict[str, float] | None = None
 
 
 @router.get("/tts", response_class=Response, responses={200: _AUDIO})
@@ -165,6 +180,7 @@ def build_request(engine: ApiEngine, p: TTSParams, mode: int) -> SynthesisReques
             reference = Reference(reference.audio, p.prompt_text, ref_lang)
     aux = tuple(engine.guard.resolve(a, "aux_ref_audio_paths") for a in p.aux_ref_audio_paths or () if a)
     return SynthesisRequest(
+        **direction_fields(engine, p),
         text=p.text or "",
         lang=(p.text_lang or "").lower(),
         reference=reference.audio,
@@ -185,6 +201,28 @@ def build_request(engine: ApiEngine, p: TTSParams, mode: int) -> SynthesisReques
     )
 
 
+def direction_fields(engine: ApiEngine, p: TTSParams) -> dict:
+    """The extension fields as request fields: a style clip apart from the timbre, a weighted timbre mix (paths pass
+    the same allow-list as ``ref_audio_path``), a pause map (a preset name or seconds per mark). Bad values: 400."""
+    fields: dict = {}
+    if p.style_ref_audio_path:
+        fields["style_reference"] = engine.guard.resolve(p.style_ref_audio_path, "style_ref_audio_path")
+        fields["style_ref_text"] = p.style_prompt_text
+        fields["style_ref_lang"] = (p.style_prompt_lang or p.prompt_lang or p.text_lang or "auto").lower()
+    if p.timbre_refs:
+        fields["timbre_references"] = tuple(
+            (engine.guard.resolve(t.path, "timbre_refs"), t.weight) for t in p.timbre_refs
+        )
+    if p.pause_map is not None:
+        if isinstance(p.pause_map, str) and p.pause_map.strip().lower() not in PRESETS:  # never a server file
+            raise ApiError(400, f"pause_map: use one of {', '.join(PRESETS)} or an object of seconds per mark")
+        try:
+            fields["pauses"] = PauseMap.parse(p.pause_map)
+        except StudioError as exc:
+            raise ApiError(400, f"pause_map: {exc}", hint=exc.hint) from exc
+    return fields
+
+
 async def first_chunk(job: Job):
     """The first item of a synthesis job, or a 400 "tts failed" naming what went wrong."""
     return await job.first(lambda exc: ApiError(400, "tts failed", exception=str(exc)))
@@ -194,6 +232,10 @@ async def tts(engine: ApiEngine, p: TTSParams, http: Request) -> Response:
     mode = parse_streaming_mode(p.streaming_mode)
     check_params(engine, p)
     request = build_request(engine, p, mode)
+    try:
+        request.check_direction()
+    except StudioError as exc:
+        raise ApiError(400, str(exc), hint=exc.hint) from exc
     async with cancel_on_disconnect(engine.submit(request), http.is_disconnected) as job:
         first = await first_chunk(job)
         media_type = MEDIA_TYPES[p.media_type]

@@ -5,7 +5,8 @@
 ``nova``, …) also mean the default voice unless the library has a voice of that name, so clients with a
 hard-wired voice still work. ``pcm`` is 24 kHz mono int16 as OpenAI documents it (resampled) and is
 streamed sentence by sentence; every other format is a complete 32 kHz file.
-Extensions (send them with the SDK's ``extra_body``): ``lang``, ``seed``, ``top_k``, ``top_p``, ``temperature``.
+Extensions (send them with the SDK's ``extra_body``): ``lang``, ``seed``, ``top_k``, ``top_p``, ``temperature``,
+``pause_map`` (a preset name or seconds per mark).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from studio.api.engine import ApiEngine, VoiceChoice
 from studio.api.queue import Job, cancel_on_disconnect
 from studio.api.security import ApiError
 from studio.errors import StudioError
+from studio.inference.pauses import PRESETS, PauseMap
 from studio.inference.requests import SEED_MAX, SynthesisRequest
 
 OPENAI_VOICES = frozenset("alloy ash ballad cedar coral echo fable marin nova onyx sage shimmer verse".split())
@@ -61,6 +63,9 @@ class SpeechRequest(BaseModel):
     top_k: int | None = Field(None, ge=1, le=1025)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
+    pause_map: str | dict[str, float] | None = Field(
+        None, description="Pauses by punctuation: natural, audiobook, fast, or seconds per mark (comma, full_stop, …)."
+    )
 
 
 _SPEECH_200 = {
@@ -125,6 +130,13 @@ def _build_request(engine: ApiEngine, body: SpeechRequest, voice: VoiceChoice) -
         raise ApiError(400, f"lang: {lang} is not supported (use one of: {', '.join(engine.supported_languages())})")
     sampling = (("top_k", body.top_k), ("top_p", body.top_p), ("temperature", body.temperature))
     extra = {k: v for k, v in sampling if v is not None}
+    if body.pause_map is not None:
+        if isinstance(body.pause_map, str) and body.pause_map.strip().lower() not in PRESETS:
+            raise ApiError(400, f"pause_map: use one of {', '.join(PRESETS)} or an object of seconds per mark")
+        try:
+            extra["pauses"] = PauseMap.parse(body.pause_map)
+        except StudioError as exc:
+            raise ApiError(400, f"pause_map: {exc}", hint=exc.hint, param="pause_map") from exc
     return SynthesisRequest(
         text=body.input,
         lang=lang.lower(),

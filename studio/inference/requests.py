@@ -90,10 +90,10 @@ class SynthesisRequest:
         for ok, message in checks:
             if not ok:
                 raise StudioError(f"Invalid setting: {message}.")
-        self._check_direction()
+        self.check_direction()
         return self
 
-    def _check_direction(self) -> None:
+    def check_direction(self) -> None:
         """Style and timbre references: refusals in words (a style clip without its words, bad weights)."""
         if self.style_reference is not None and not self.style_ref_text.strip():
             raise StudioError(
