@@ -244,3 +244,25 @@ def test_cli_directs_style_timbre_mix_and_pauses(tiny_pretrained, clips, tmp_pat
     )  # fmt: skip
     assert bad.returncode != 0 and "no pause preset named 'slow'" in bad.stdout + bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_a_take_keeps_its_style_timbre_mix_and_pause_map(tmp_path, tiny_pretrained, clips):
+    import soundfile as sf
+
+    from studio.services.studio import Studio, StudioSettings
+    from studio.services.takes import ZERO_SHOT, TakeSettings
+
+    studio = Studio(StudioSettings(workspace=tmp_path / "workspace", pretrained=tiny_pretrained, device="cpu"))
+    (c0, t0), (c1, t1), _ = clips
+    settings = TakeSettings(
+        text="Hello there, my friend.", lang="en", voice=ZERO_SHOT, reference=str(c0), ref_text=t0, ref_lang="en",
+        seed=3, max_sentence_s=0.6, noise_scale=0.0, style_reference=str(c1), style_ref_text=t1, style_ref_lang="en",
+        timbre_mix=[(str(c0), 1.0), (str(c1), 3.0)], pauses=PauseMap(comma=0.6).to_dict(),
+    )  # fmt: skip
+    (take,) = studio.takes.generate(settings, 1, check=False)
+    audio, rate = sf.read(take.wav, dtype="float32")
+    (pause,) = _silences(audio)
+    assert abs(pause / rate - 0.6) <= FRAME / rate
+    (again,) = [t for t in studio.takes.store.list() if t.id == take.id]
+    assert again.settings.style_reference == str(c1) and again.settings.pauses["comma"] == 0.6
+    assert [tuple(x) for x in again.settings.timbre_mix] == [(str(c0), 1.0), (str(c1), 3.0)]

@@ -65,6 +65,12 @@ class TakeSettings:
     length_retries: int = 2  # re-generate a sentence of implausible length (skipped/repeated words); 0 = upstream
     split: str = _ENGINE.split  # how long text is cut into sentences (cut0–cut5 or a method name)
     pause_s: float = _ENGINE.pause_s  # silence between sentences
+    # Directing the voice (see SynthesisRequest); the defaults are today's take
+    style_reference: str | None = None  # e.g. one of the voice's tagged references ("calm", "excited")
+    style_ref_text: str = ""
+    style_ref_lang: str = "auto"
+    timbre_mix: list[tuple[str, float]] = field(default_factory=list)  # (clip, weight); empty → the reference
+    pauses: dict[str, float] | None = None  # PauseMap.to_dict(); None → pause_s between sentences
 
 
 @dataclass
@@ -328,6 +334,7 @@ class TakeService:
             split=settings.split or _ENGINE.split,
             pause_s=float(settings.pause_s),
             lexicon=self.lexicon(),
+            **_direction(settings),
         ).validated()
         return request, models
 
@@ -378,3 +385,19 @@ class TakeService:
 
     def best_of(self, takes: list[Take]) -> str | None:
         return best_take([(t.id, t.qa) for t in takes])
+
+
+def _direction(settings: TakeSettings) -> dict:
+    """The request fields of a take's style clip, timbre mix and pause map (none set: today's take)."""
+    from studio.inference.pauses import PauseMap
+
+    fields_: dict = {"timbre_references": tuple((Path(p), float(w)) for p, w in settings.timbre_mix or ())}
+    if settings.style_reference:
+        fields_ |= {
+            "style_reference": Path(settings.style_reference),
+            "style_ref_text": settings.style_ref_text,
+            "style_ref_lang": settings.style_ref_lang,
+        }
+    if settings.pauses is not None:
+        fields_["pauses"] = PauseMap.from_dict(dict(settings.pauses))
+    return fields_
