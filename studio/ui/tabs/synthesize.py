@@ -10,6 +10,7 @@ from __future__ import annotations
 from studio.services.takes import ZERO_SHOT, Take, TakeNotFoundError, TakeSettings
 from studio.ui.context import MODEL_QUEUE, UIContext
 from studio.ui.errors import guarded, info
+from studio.ui.tabs import take_transcript as transcript
 from studio.ui.tabs._reference_trim import (
     build_delete_confirmation,
     build_reference_trim,
@@ -460,6 +461,7 @@ def build_synthesize_tab(studio, ui: UIContext) -> None:
             delete_parts = build_delete_confirmation(ui)
             take_audio = ui.tr(gr.Audio(label="Selected take", interactive=False, elem_id="synth-take-audio"))
             take_md = gr.Markdown(elem_id="synth-take-info")
+            take_words, take_srt, take_vtt = transcript.build_transcript(ui)  # clickable words, subtitle downloads
             with ui.tr(gr.Accordion("Blind A/B comparison", open=True, elem_id="synth-ab")):
                 with gr.Row():
                     ab_first = ui.tr(gr.Dropdown(label="First take", choices=[], elem_id="ab-first"))
@@ -529,6 +531,9 @@ def _wire(h: SynthesizeHandlers, ui: UIContext, c: dict) -> None:
     )
     c["stop_btn"].click(None, None, None, cancels=[event])
     c["take_pick"].change(guarded(h.show_take), c["take_pick"], [c["take_audio"], c["take_md"]], show_progress="hidden")
+    words_out = [c["take_words"], c["take_srt"], c["take_vtt"]]
+    show_words = guarded(lambda take: transcript.show(h.store, ui, take))
+    c["take_pick"].change(show_words, c["take_pick"], words_out, js=transcript.INSTALL_JS, show_progress="hidden")
     quick = {"show_progress": "hidden"}  # fast handlers: an error is the toast, not a badge on every output
     wire_delete(ui, c["delete_parts"], c["del_btn"], c["take_pick"], h.delete_take, history_out)
     c["ab_start"].click(guarded(h.ab_start), [c["ab_first"], c["ab_second"]], ab_out, **quick)
@@ -547,3 +552,4 @@ def _wire(h: SynthesizeHandlers, ui: UIContext, c: dict) -> None:
     ui.on_language(h.batch_message, None, c["batch_md"])
     ui.on_language(h.ab_message, None, c["ab_md"])
     ui.on_language(lambda take: h.show_take(take)[1], c["take_pick"], c["take_md"])
+    ui.on_language(lambda take: transcript.show(h.store, ui, take)[0], c["take_pick"], c["take_words"])
