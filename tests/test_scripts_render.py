@@ -35,7 +35,9 @@ def studio_dirs(tiny_pretrained, tiny_s1_ckpt, tiny_s2_pth, voices, tmp_path_fac
     library = VoiceLibrary(workspace)
     clips = voices / "en_joe" / "clips"
     for name, extra in (("joe", {}), ("ann", {"references/excited.wav": clips / "en_joe_001.wav"})):
-        refs = [{"file": "references/excited.wav", "text": "The little bakery.", "language": "en", "emotion": "excited"}]
+        refs = [
+            {"file": "references/excited.wav", "text": "The little bakery.", "language": "en", "emotion": "excited"}
+        ]
         info = VoiceInfo(name, Path("."), REF_TEXT, "en", ["en"], references=refs if extra else [])
         library.add(info, gpt=tiny_s1_ckpt, sovits=tiny_s2_pth, reference=clips / "en_joe_000.wav", extra_files=extra)
     return workspace, tiny_pretrained
@@ -219,6 +221,8 @@ def test_unknown_voice_style_and_uncast_speaker_are_refused(services, tmp_path):
     with pytest.raises(ScriptError, match="No voice for BOB"):
         ScriptRenderer.create(tmp_path, script, parse_cast(["ALICE=joe"]), settings, synthesis=service, voices=library)
     with pytest.raises(ScriptError, match="line 2: BOB: voice 'ann' has no reference clip tagged 'furious'.*excited"):
-        ScriptRenderer.create(tmp_path, script, parse_cast(["joe", "BOB=ann"]), settings, synthesis=service, voices=library)
+        ScriptRenderer.create(
+            tmp_path, script, parse_cast(["joe", "BOB=ann"]), settings, synthesis=service, voices=library
+        )
     with pytest.raises(StudioError, match="no voice named 'nobody'"):
         ScriptRenderer.create(tmp_path, script, parse_cast(["nobody"]), settings, synthesis=service, voices=library)

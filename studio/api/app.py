@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from studio import __version__
-from studio.api import api_v2, openai
+from studio.api import api_v2, openai, scripts
 from studio.api.config import ServerSettings
 from studio.api.engine import ApiEngine
 from studio.api.middleware import BodyLimit, LocalGuard, error_body
@@ -81,6 +81,7 @@ def create_app(settings: ServerSettings, *, service: SynthesisService | None = N
     app.state.control = ServerControl(engine)
     app.include_router(api_v2.router)
     app.include_router(openai.router)
+    app.include_router(scripts.router)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StudioError, _studio_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -34,6 +34,7 @@ _OPENAI_ERROR_TYPES = {
     401: "authentication_error",
     403: "permission_error",
     404: "not_found_error",
+    409: "invalid_request_error",
     413: "invalid_request_error",
     503: "server_busy",
 }

@@ -161,9 +161,7 @@ class _DialogueReader:
                 column=current.column,
             )
         style = self.styles.get(current.speaker.casefold())
-        self.lines.append(
-            ScriptLine(len(self.lines), current.speaker, text, style, pause, None, current.source_line)
-        )
+        self.lines.append(ScriptLine(len(self.lines), current.speaker, text, style, pause, None, current.source_line))
 
     def add_pause(self, seconds: float) -> None:
         if self.open is not None and self.open.text:

@@ -379,14 +379,17 @@ class ScriptRenderer:
             for report in self.reports:
                 ok = report.finished and self._file(report.file).is_file()
                 clips.append(load_audio(self._file(report.file), OUTPUT_SAMPLE_RATE)[0] if ok else np.zeros(0))
-            spans = place_lines(self.script, [len(c) / OUTPUT_SAMPLE_RATE for c in clips], PauseMap.preset(
-                self.settings.pauses
-            ))
+            spans = place_lines(
+                self.script, [len(c) / OUTPUT_SAMPLE_RATE for c in clips], PauseMap.preset(self.settings.pauses)
+            )
             for report, (start, end) in zip(self.reports, spans):
                 report.start_s, report.end_s = round(start, 3), round(end, 3)
-            save_wav(self.audio_path, join(clips, spans, OUTPUT_SAMPLE_RATE), OUTPUT_SAMPLE_RATE, metadata={
-                "comment": "AI-generated speech (SoVITS Studio)", "title": self.script.name[:120]
-            })
+            save_wav(
+                self.audio_path,
+                join(clips, spans, OUTPUT_SAMPLE_RATE),
+                OUTPUT_SAMPLE_RATE,
+                metadata={"comment": "AI-generated speech (SoVITS Studio)", "title": self.script.name[:120]},
+            )
             cues = [c for c, r in zip(line_cues(self.script, spans), self.reports) if r.finished]
             atomic_write_text(self.subtitles_path, to_srt(cues))
             self._save_report()
@@ -452,7 +455,7 @@ def _check_cast(script: Script, cast: dict[str, CastMember], voices) -> None:
     if missing:
         raise ScriptError(
             f"No voice for {', '.join(missing)}.",
-            hint="Cast every speaker: --cast NAME=voice (or --cast voice for everyone not named).",
+            hint="Give every speaker a voice: NAME=voice (a voice without NAME= speaks for everyone not named).",
         )
     for line in script.lines:
         member = cast_for(cast, line.speaker)

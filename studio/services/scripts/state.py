@@ -106,7 +106,17 @@ class RenderSettings:
 
     def audio_key(self) -> dict:
         """The settings that change a line's audio (what its content hash covers; the checks do not)."""
-        keep = ("lang", "seed", "speed", "temperature", "top_k", "top_p", "noise_scale", "length_retries", "max_sentence_s")
+        keep = (
+            "lang",
+            "seed",
+            "speed",
+            "temperature",
+            "top_k",
+            "top_p",
+            "noise_scale",
+            "length_retries",
+            "max_sentence_s",
+        )
         return {k: getattr(self, k) for k in keep} | {"fit": [self.min_fit_speed, self.max_fit_speed]}
 
     def to_dict(self) -> dict:
@@ -135,7 +145,9 @@ class LineOverride:
         data = data or {}
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
-            raise StudioError(f"Unknown line setting(s): {', '.join(unknown)} (known: voice, style, speed, seed, lang).")
+            raise StudioError(
+                f"Unknown line setting(s): {', '.join(unknown)} (known: voice, style, speed, seed, lang)."
+            )
         return cls(**data)
 
 
