@@ -226,3 +226,22 @@ def test_unknown_voice_style_and_uncast_speaker_are_refused(services, tmp_path):
         )
     with pytest.raises(StudioError, match="no voice named 'nobody'"):
         ScriptRenderer.create(tmp_path, script, parse_cast(["nobody"]), settings, synthesis=service, voices=library)
+
+
+def test_subtitle_lines_fit_their_slots_or_say_why(services, tmp_path):
+    srt = (
+        "1\n00:00:00,000 --> 00:00:00,200\nALICE: Hello there, how are you?\n\n"
+        "2\n00:00:12,000 --> 00:00:22,000\nBOB: Fine.\n"
+    )
+    renderer = ScriptRenderer.create(
+        tmp_path / "s", parse_script(srt, "srt", name="dub"), parse_cast(["ALICE=joe", "BOB=ann"]),
+        RenderSettings(seed=3, max_sentence_s=1.0, check=False), synthesis=services[0], voices=services[1],
+    )  # fmt: skip
+    status = renderer.render()
+    tight, roomy = status.lines
+    assert (tight.status, tight.speed) == ("warn", 1.25)
+    assert "to fit its 0.20 s slot (at most 1.25×)" in tight.reason and tight.duration_s > 0.2
+    assert (roomy.status, roomy.speed) == ("unchecked", 1.0) and roomy.duration_s <= 10
+    assert roomy.start_s == 12.0  # placed at its cue's start
+    cues = parse_srt(renderer.subtitles_path.read_text(encoding="utf-8"))
+    assert [(c.start, c.text) for c in cues] == [(0.0, "Hello there, how are you?"), (12.0, "Fine.")]

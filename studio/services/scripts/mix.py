@@ -9,12 +9,14 @@ when that one ran over.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
+from studio.errors import StudioError
 from studio.inference.pauses import PauseMap, clauses
 from studio.services.scripts.records import Script, ScriptLine
-from studio.services.subtitles import Cue
+from studio.services.subtitles import Cue, to_srt, to_vtt
 
 
 def gap_after(line: ScriptLine, pauses: PauseMap) -> float:
@@ -55,3 +57,42 @@ def join(clips: Sequence[np.ndarray], spans: Sequence[tuple[float, float]], samp
 def line_cues(script: Script, spans: Sequence[tuple[float, float]]) -> list[Cue]:
     """One cue per line, from its start to its end in the joined recording."""
     return [Cue(round(s, 3), round(e, 3), line.text) for line, (s, e) in zip(script.lines, spans)]
+
+
+def write_mix(
+    script: Script, files: Sequence[Path | None], pauses: str, audio_path: Path, subtitles_path: Path
+) -> list[tuple[float, float]]:
+    """Join the lines' WAVs (``None``: a line without audio) into ``audio_path`` and write the SRT; returns
+    every line's (start, end) in the joined recording."""
+    from studio.audio.io import load_audio, save_wav
+    from studio.inference.requests import OUTPUT_SAMPLE_RATE
+    from studio.workspace import atomic_write_text
+
+    rate = OUTPUT_SAMPLE_RATE
+    clips = [load_audio(f, rate)[0] if f is not None and f.is_file() else np.zeros(0, np.float32) for f in files]
+    spans = place_lines(script, [len(c) / rate for c in clips], PauseMap.preset(pauses))
+    meta = {"comment": "AI-generated speech (SoVITS Studio)", "title": script.name[:120]}
+    save_wav(audio_path, join(clips, spans, rate), rate, metadata=meta)
+    cues = [c for c, f in zip(line_cues(script, spans), files) if f is not None]
+    atomic_write_text(subtitles_path, to_srt(cues))
+    return spans
+
+
+def subtitles_text(script: Script, spans: Sequence[tuple[float, float] | None], fmt: str = "srt") -> str:
+    """SRT or WebVTT text of the lines that have a place in the joined recording."""
+    if fmt not in ("srt", "vtt"):
+        raise StudioError(f"Unknown subtitle format {fmt!r}; use srt or vtt.")
+    cues = [Cue(round(s[0], 3), round(s[1], 3), ln.text) for ln, s in zip(script.lines, spans) if s is not None]
+    return to_srt(cues) if fmt == "srt" else to_vtt(cues)
+
+
+def file_stem(name: str) -> str:
+    stem = "".join(c if c.isalnum() or c in "-_ ." else "_" for c in name).strip(" .")
+    return stem or "script"
+
+
+def save_take(path: Path, audio: np.ndarray, rate: int, text: str) -> None:
+    from studio.audio.io import save_wav
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_wav(path, audio, rate, metadata={"comment": "AI-generated speech (SoVITS Studio)", "title": text[:120]})

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from studio.services.scripts.records import ScriptLine
+from studio.services.scripts.records import Script, ScriptError, ScriptLine
 from studio.services.scripts.state import (
     OK,
     UNCHECKED,
@@ -24,6 +24,7 @@ from studio.services.scripts.state import (
     LineOverride,
     LineReport,
     RenderSettings,
+    cast_for,
     line_error,
 )
 
@@ -166,7 +167,7 @@ def finish(report: LineReport, checked: bool, settings: RenderSettings) -> LineR
     """Pick the best try and fill in the line's status, reason and measures."""
     best = min(range(len(report.tries)), key=lambda i: _rank(report.tries[i]))
     report = apply_choice(report, best, settings)
-    if not checked:
+    if not checked and report.status == OK:  # a line over its slot stays ⚠ with the checks off
         report.status, report.reason = UNCHECKED, "not checked"
     return report
 
@@ -186,3 +187,22 @@ def apply_choice(report: LineReport, chosen: int, settings: RenderSettings) -> L
     else:
         report.status, report.reason = OK, "; ".join(kept.notes)  # e.g. why a measure is missing
     return report
+
+
+def check_cast(script: Script, cast: dict[str, CastMember], voices) -> None:
+    """Every speaker has a voice of the library, and every style asked for is one of that voice's tags."""
+    missing = [s for s in script.speakers if cast_for(cast, s) is None]
+    if missing:
+        raise ScriptError(
+            f"No voice for {', '.join(missing)}.",
+            hint="Give every speaker a voice: NAME=voice (a voice without NAME= speaks for everyone not named).",
+        )
+    for line in script.lines:
+        member = cast_for(cast, line.speaker)
+        check_voice_style(line, CastMember(line.speaker, member.voice, line.style or member.style), voices)
+
+
+def check_voice_style(line, member: CastMember, voices) -> None:
+    info = voices.get(member.voice)  # VoiceNotFoundError names the library's voices
+    if member.style:
+        style_clip(voices, info, member.style, line)

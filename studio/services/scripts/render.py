@@ -1,7 +1,6 @@
 """Rendering a script: every line synthesized with its speaker's voice, checked, re-rendered on failure, joined.
 
-The render folder holds everything, so a render survives anything (``kill -9`` included) and an edit costs
-one line::
+The render folder holds everything, so a render survives ``kill -9`` and an edit costs one line::
 
     project.json        the script's lines, the cast, the settings and each edited line's own settings
     report.json         per line: text, speaker, voice, style, status ✓/⚠ and why, seed, tries, CER, similarity,
@@ -9,21 +8,16 @@ one line::
     takes/<hash>/<n>.wav every try of a line, by the line's content hash (A/B any two of them)
     lines/NNNN.wav      the kept take of line NNNN
     <name>.wav, <name>.srt   the joined recording and its line-level subtitles (once no line is pending)
-
 A line is rendered again only when its content hash (text, voice, style, audio settings, its own settings)
-changed or its files are gone; a line moved by an edit elsewhere reuses its takes.
-
-The synthesis goes through :class:`~studio.services.synthesis.SynthesisService` (``synthesize(request,
-voice.models)``, as ``studio synth --voice`` and the Synthesize tab do); ``run`` wraps each line's work, which is
-how the HTTP API sends every line through its inference queue instead of around it.
+changed or its files are gone; a line moved by an edit elsewhere reuses its takes. Synthesis goes through
+:class:`~studio.services.synthesis.SynthesisService` as ``studio synth --voice`` does; ``run`` wraps each
+line's work: the HTTP API sends every line through its inference queue that way.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import random
 import shutil
 import threading
 import time
@@ -32,11 +26,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from studio.errors import StudioError
 from studio.services.scripts import quality
-from studio.services.scripts.records import Script, ScriptError
+from studio.services.scripts.mix import file_stem, save_take
+from studio.services.scripts.records import Script
 from studio.services.scripts.state import (
     ERROR,
     OK,
@@ -52,8 +45,9 @@ from studio.services.scripts.state import (
     cast_for,
     line_error,
     line_hash,
+    line_seed,
 )
-from studio.workspace import atomic_write_json, atomic_write_text
+from studio.workspace import atomic_write_json
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -105,7 +99,7 @@ class ScriptRenderer:
         same command again resumes, and an edited script re-renders only its changed lines.
         """
         settings.validated()
-        _check_cast(script, cast, services["voices"])
+        quality.check_cast(script, cast, services["voices"])
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         project = {
@@ -147,7 +141,11 @@ class ScriptRenderer:
         for line in self.script.lines:
             member = self._member(line.index)
             fresh = LineReport(line.index, line.text, line.speaker, member.voice, member.style)
-            fresh.hash, fresh.slot, fresh.source_line = self._hash(line.index), _slot(line), line.source_line
+            fresh.hash, fresh.slot, fresh.source_line = (
+                self._hash(line.index),
+                list(line.slot) if line.slot else None,
+                line.source_line,
+            )
             old = stored[line.index] if line.index < len(stored) else None
             if old is not None and old.hash == fresh.hash and old.finished and self._file(old.file).is_file():
                 reports.append(old)
@@ -188,11 +186,11 @@ class ScriptRenderer:
 
     @property
     def audio_path(self) -> Path:
-        return self.folder / f"{_file_stem(self.script.name)}.wav"
+        return self.folder / f"{file_stem(self.script.name)}.wav"
 
     @property
     def subtitles_path(self) -> Path:
-        return self.folder / f"{_file_stem(self.script.name)}.srt"
+        return self.folder / f"{file_stem(self.script.name)}.srt"
 
     def line_audio(self, index: int) -> Path:
         """The kept take of line ``index`` (raises when it is not rendered)."""
@@ -282,7 +280,7 @@ class ScriptRenderer:
         if settings is not None:
             override = settings if isinstance(settings, LineOverride) else LineOverride.from_dict(settings)
             self.overrides[index] = override
-            _check_voice_style(line, self._member(index), self.voices)
+            quality.check_voice_style(line, self._member(index), self.voices)
         self._save_project()
         member = self._member(index)
         report = self._report(index)
@@ -330,12 +328,12 @@ class ScriptRenderer:
                 break
             if cancel is not None and cancel.is_set():
                 raise RenderCancelled("The render was cancelled.")
-            seed = self._seed(report.hash, k, override)
+            seed = line_seed(self.settings.seed, report.hash, k, override)
             audio, rate, attempt = job.synthesize(self.synthesis, seed)
             if checking:
                 quality.check(attempt, audio, rate, job, self.checker, self.synthesis)
             attempt.file = str((folder / f"{k}.wav").relative_to(self.folder))
-            _save_take(self._file(attempt.file), audio, rate, line.text)
+            save_take(self._file(attempt.file), audio, rate, line.text)
             report.tries.append(attempt)
             if not attempt.failures:
                 break
@@ -353,58 +351,26 @@ class ScriptRenderer:
         staging.replace(target)
         report.file = _line_file(report.index)
 
-    def _seed(self, content_hash: str, attempt: int, override: LineOverride) -> int:
-        """The seed of a try: the line's own seed first; else derived from the render's seed and the line's
-        content (repeatable, independent of the line's position); random when the render's seed is -1."""
-        if attempt == 0 and override.seed is not None and override.seed >= 0:
-            return int(override.seed)
-        base = override.seed if override.seed is not None and override.seed >= 0 else self.settings.seed
-        if base < 0:
-            return random.SystemRandom().randrange(2**31)
-        digest = hashlib.sha256(f"{base}:{content_hash}:{attempt}".encode()).digest()
-        return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
     # ---------------------------------------------------------------------------------------- joining
 
     def mixdown(self) -> tuple[Path, Path]:
         """Join the rendered lines (with the pause map) into ``<name>.wav`` and write ``<name>.srt``."""
-        from studio.audio.io import load_audio, save_wav
-        from studio.inference.pauses import PauseMap
-        from studio.inference.requests import OUTPUT_SAMPLE_RATE
-        from studio.services.scripts.mix import join, line_cues, place_lines
-        from studio.services.subtitles import to_srt
+        from studio.services.scripts.mix import write_mix
 
         with self._lock:
-            clips = []
-            for report in self.reports:
-                ok = report.finished and self._file(report.file).is_file()
-                clips.append(load_audio(self._file(report.file), OUTPUT_SAMPLE_RATE)[0] if ok else np.zeros(0))
-            spans = place_lines(
-                self.script, [len(c) / OUTPUT_SAMPLE_RATE for c in clips], PauseMap.preset(self.settings.pauses)
-            )
+            files = [self._file(r.file) if r.finished else None for r in self.reports]
+            spans = write_mix(self.script, files, self.settings.pauses, self.audio_path, self.subtitles_path)
             for report, (start, end) in zip(self.reports, spans):
                 report.start_s, report.end_s = round(start, 3), round(end, 3)
-            save_wav(
-                self.audio_path,
-                join(clips, spans, OUTPUT_SAMPLE_RATE),
-                OUTPUT_SAMPLE_RATE,
-                metadata={"comment": "AI-generated speech (SoVITS Studio)", "title": self.script.name[:120]},
-            )
-            cues = [c for c, r in zip(line_cues(self.script, spans), self.reports) if r.finished]
-            atomic_write_text(self.subtitles_path, to_srt(cues))
             self._save_report()
         return self.audio_path, self.subtitles_path
 
     def subtitles(self, fmt: str = "srt") -> str:
         """The joined recording's line-level subtitles as SRT or WebVTT text."""
-        from studio.services.scripts.mix import line_cues
-        from studio.services.subtitles import to_srt, to_vtt
+        from studio.services.scripts.mix import subtitles_text
 
-        if fmt not in ("srt", "vtt"):
-            raise StudioError(f"Unknown subtitle format {fmt!r}; use srt or vtt.")
-        spans = [(r.start_s or 0.0, r.end_s or 0.0) for r in self.reports]
-        cues = [c for c, r in zip(line_cues(self.script, spans), self.reports) if r.finished and r.end_s is not None]
-        return to_srt(cues) if fmt == "srt" else to_vtt(cues)
+        spans = [(r.start_s, r.end_s) if r.finished and r.end_s is not None else None for r in self.reports]
+        return subtitles_text(self.script, spans, fmt)
 
     # ---------------------------------------------------------------------------------------- helpers
 
@@ -431,38 +397,3 @@ class ScriptRenderer:
 
 def _line_file(index: int) -> str:
     return f"lines/{index:04d}.wav"
-
-
-def _slot(line) -> list[float] | None:
-    return list(line.slot) if line.slot else None
-
-
-def _file_stem(name: str) -> str:
-    stem = "".join(c if c.isalnum() or c in "-_ ." else "_" for c in name).strip(" .")
-    return stem or "script"
-
-
-def _save_take(path: Path, audio: np.ndarray, rate: int, text: str) -> None:
-    from studio.audio.io import save_wav
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_wav(path, audio, rate, metadata={"comment": "AI-generated speech (SoVITS Studio)", "title": text[:120]})
-
-
-def _check_cast(script: Script, cast: dict[str, CastMember], voices) -> None:
-    """Every speaker has a voice of the library, and every style asked for is one of that voice's tags."""
-    missing = [s for s in script.speakers if cast_for(cast, s) is None]
-    if missing:
-        raise ScriptError(
-            f"No voice for {', '.join(missing)}.",
-            hint="Give every speaker a voice: NAME=voice (a voice without NAME= speaks for everyone not named).",
-        )
-    for line in script.lines:
-        member = cast_for(cast, line.speaker)
-        _check_voice_style(line, CastMember(line.speaker, member.voice, line.style or member.style), voices)
-
-
-def _check_voice_style(line, member: CastMember, voices) -> None:
-    info = voices.get(member.voice)  # VoiceNotFoundError names the library's voices
-    if member.style:
-        quality.style_clip(voices, info, member.style, line)

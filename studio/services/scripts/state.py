@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 
@@ -265,6 +266,18 @@ def line_hash(line: ScriptLine, voice: str, style: str | None, settings: RenderS
         "slot": slot,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def line_seed(render_seed: int, content_hash: str, attempt: int, override: LineOverride) -> int:
+    """The seed of a line's try: the line's own seed first; else derived from the render's seed and the line's
+    content (repeatable, independent of the line's position); random when the render's seed is -1."""
+    if attempt == 0 and override.seed is not None and override.seed >= 0:
+        return int(override.seed)
+    base = override.seed if override.seed is not None and override.seed >= 0 else render_seed
+    if base < 0:
+        return random.SystemRandom().randrange(2**31)
+    digest = hashlib.sha256(f"{base}:{content_hash}:{attempt}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def line_error(line: ScriptLine, message: str, hint: str | None = None) -> ScriptError:
