@@ -73,7 +73,7 @@ def _start(args: argparse.Namespace) -> None:
         settings.pretrained = Path(saved) if saved and Path(saved).is_dir() else settings.pretrained
     port = free_or_default(args.host, DEFAULT_PORT) if args.port == NOT_GIVEN else claim_port(args.host, args.port)
     studio = Studio(settings)
-    missing = studio.pretrained.missing()
+    missing = studio.pretrained.missing_for_any_base()  # any complete base version is enough
     if missing:
         print(f"Base models are missing in {studio.pretrained.root}:", flush=True)
         for item in missing:
@@ -121,7 +121,7 @@ def start_api(studio, host: str, port: int, api_key: str | None = None) -> None:
     from studio.commands.serve import key_notice
     from studio.services.api_key import resolve_keys
 
-    if studio.pretrained.missing():
+    if studio.pretrained.missing_for_any_base():
         print("HTTP API not started: it needs the base models (see above).", flush=True)
         return
     keys = resolve_keys(studio.workspace_root, api_key)

@@ -219,6 +219,15 @@ class PretrainedAssets:
         """The best base whose required files are all present (v2ProPlus, then v2Pro, then v2), or None."""
         return next((v for v in BASE_PREFERENCE if self.has_base(v)), None)
 
+    def missing_for_any_base(self) -> list[PretrainedFile]:
+        """Nothing while some base version is complete (the studio can speak and train); else the absent files of
+        the base closest to complete (fewest absent; the better base on a tie). Why not just the v2 files: a
+        user with only a complete v2ProPlus base would be told, wrongly, that models are missing."""
+        if self.best_base() is not None:
+            return []
+        gaps = [self.missing(files_for(v)) for v in BASE_PREFERENCE]
+        return min(gaps, key=len)  # min keeps the first of equals: BASE_PREFERENCE is best first
+
     def missing(
         self, files: tuple[PretrainedFile, ...] = V2_FILES, *, required_only: bool = True
     ) -> list[PretrainedFile]:

@@ -108,7 +108,7 @@ def _models_banner(ui: UIContext, studio):
         )
 
     def check():
-        missing = studio.pretrained.missing()
+        missing = studio.pretrained.missing_for_any_base()  # a complete v2, v2Pro or v2ProPlus base is enough
         if not missing:
             return gr.update(value="", visible=False), gr.update(visible=False)
         text = ui.t("settings.models_missing", n=len(missing), folder=f"`{Path(studio.pretrained.root).name}/`")

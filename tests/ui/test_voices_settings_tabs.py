@@ -141,6 +141,20 @@ def test_missing_base_models_are_announced_with_the_fix(start_webui, page, tmp_p
     page.wait_for_function("document.querySelector('#models-download').getBoundingClientRect().top < innerHeight")
 
 
+def test_a_complete_v2proplus_base_alone_raises_no_missing_models_banner(
+    start_webui, page, tiny_v2proplus_pretrained
+):
+    """No v2 files but a complete v2ProPlus base: nothing is missing, neither in the terminal nor on the page."""
+    server = start_webui(pretrained=tiny_v2proplus_pretrained)
+    open_studio(page, server.url)
+    page.get_by_role("tab", name="Synthesize").click()  # the page has loaded and run its on-load checks
+    page.wait_for_selector("#synth-text textarea", state="visible")
+    page.wait_for_timeout(1500)
+    assert not page.locator("#models-missing").is_visible()
+    assert not page.locator("#models-missing-open").is_visible()
+    assert "Base models are missing" not in server.log_text()
+
+
 def test_http_api_runs_alongside_the_studio(start_webui):
     """`webui.py --api PORT` serves the api_v2/OpenAI API next to the UI, on the same models."""
     import json
