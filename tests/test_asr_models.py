@@ -126,3 +126,37 @@ def test_studio_download_asr_fetches_resumes_and_the_model_can_then_be_chosen(tm
     assert not (folder / "model.bin.part").exists()
     choice = ASRChoice(tmp_path / "ws", PretrainedAssets(root))
     assert choice.choose("tiny") == "whisper-tiny" and choice.path() == folder.resolve()
+
+
+def test_epoch_scoring_hears_with_the_workspace_choice(choice, tmp_path):
+    """Best-epoch scoring uses the Whisper model chosen in Models & Settings, as take checks do."""
+    from studio.services.epoch_scoring import EpochScorer
+
+    folder = _fake_model(tmp_path / "pre" / "asr" / "whisper-small")
+    choice.choose("small")
+    scorer = EpochScorer(choice.pretrained, workspace_root=tmp_path / "ws")
+    assert Path(scorer.checker._transcriber().model_path) == folder.resolve()
+    plain = EpochScorer(choice.pretrained)  # no workspace: the packaged default
+    assert Path(plain.checker._transcriber().model_path) != folder.resolve()
+
+
+def test_studio_prep_defaults_to_the_workspace_choice(choice, tmp_path, monkeypatch, voices, capsys):
+    """Without --asr-model, `studio prep` transcribes with the workspace's model, says which, and refuses a chosen
+    model that has gone missing before any work (naming it and the download)."""
+    import shutil
+
+    monkeypatch.setenv("STUDIO_PRETRAINED", str(tmp_path / "pre"))
+    folder = _fake_model(tmp_path / "pre" / "asr" / "whisper-small")
+    choice.choose("small")
+    shutil.rmtree(folder)
+    clip = sorted((voices / "en_joe" / "clips").glob("*.wav"))[0]
+    args = ["prep", str(clip), "--name", "joe", "--workspace", str(tmp_path / "ws"), "--no-slice"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "whisper-small" in err and "studio download --asr small" in err
+    assert not (tmp_path / "ws" / "joe" / "dataset.list").exists()
+
+    choice.settings_path.unlink()  # nothing chosen: the packaged base model, and it is named
+    assert main([*args, "--json"]) == 0
+    assert "Transcribing with whisper-base" in capsys.readouterr().err
+    assert (tmp_path / "ws" / "joe" / "dataset.list").read_text(encoding="utf-8").strip()

@@ -29,7 +29,11 @@ def add_parser(subparsers) -> None:
         help="noise reduction strength (default 0 = off)",
     )
     p.add_argument(
-        "--asr-model", default=None, metavar="M", help="faster-whisper model folder or name in pretrained/asr/"
+        "--asr-model",
+        default=None,
+        metavar="M",
+        help="faster-whisper model folder or name in pretrained/asr/ (default: the workspace's choice in Models & "
+        "Settings, else the packaged whisper-base)",
     )
     p.add_argument("--no-slice", action="store_true", help="keep each recording whole (already cut clips)")
     p.add_argument("--no-asr", action="store_true", help="skip transcription (fill in the texts by hand)")
@@ -51,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         transcribe=not args.no_asr,
     )
     service = DatasetPrepService(args.workspace)
+    if options.transcribe and args.asr_model is None:
+        _use_workspace_asr(service)
     bar = tqdm(total=100, unit="%", disable=args.json or not sys.stderr.isatty(), leave=False)
     stages = ("import", "clean", "slice", "transcribe", "lint", "save")
 
@@ -70,3 +76,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(report.summary())
     return 0
+
+
+def _use_workspace_asr(service) -> None:
+    """Transcribe with the Whisper model chosen for this workspace (as the studio does), and say which: a chosen
+    model that has gone missing is refused now, with what to do, before any work."""
+    from studio.pretrained import PretrainedAssets
+    from studio.services.asr_choice import ASRChoice
+
+    choice = ASRChoice(service.workspace_root, PretrainedAssets())
+    choice.path()
+    service.asr = choice
+    print(
+        f"Transcribing with {choice.name} (the workspace's Whisper model; --asr-model picks another).", file=sys.stderr
+    )

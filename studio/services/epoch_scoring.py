@@ -274,13 +274,16 @@ class EpochScorer:
         transcriber: Callable[[], object] | None = None,
         embedder: SpeakerEmbedder | None = None,
         config: ScoringConfig | None = None,
+        workspace_root: Path | None = None,
     ) -> None:
+        """``workspace_root``: whose Whisper choice (Models & Settings) hears the samples, as take QA does;
+        without it (and without ``transcriber``) the packaged default model."""
         from studio.services.take_qa import TakeChecker
 
         self.pretrained, self.device = pretrained, device
         self.config = config or ScoringConfig()
         self._embedder = embedder
-        self.checker = TakeChecker(transcriber or _default_transcriber())
+        self.checker = TakeChecker(transcriber or _default_transcriber(workspace_root, pretrained))
 
     @property
     def embedder(self) -> SpeakerEmbedder:
@@ -372,15 +375,21 @@ class EpochScorer:
         return score
 
 
-def _default_transcriber() -> Callable[[], object]:
-    """The recogniser take QA uses (the packaged or pretrained/asr Whisper model), created on first use."""
+def _default_transcriber(workspace_root: Path | None, pretrained: PretrainedAssets) -> Callable[[], object]:
+    """The recogniser take QA uses: the workspace's chosen Whisper model (``ASRChoice``; a chosen model that has
+    gone missing is refused with what to do), or the packaged default without a workspace; created on first use."""
     holder: list[object] = []
 
     def get() -> object:
         if not holder:
             from studio.dataprep.transcribe import WhisperTranscriber
 
-            holder.append(WhisperTranscriber())
+            if workspace_root is None:
+                holder.append(WhisperTranscriber())
+            else:
+                from studio.services.asr_choice import ASRChoice
+
+                holder.append(WhisperTranscriber(ASRChoice(Path(workspace_root), pretrained).path()))
         return holder[0]
 
     return get

@@ -319,7 +319,8 @@ class TrainingService:
         paths = self._paths(run_id)
         if self._alive(paths):
             raise TrainingError(f"Run {run_id} is still running; its epochs are scored when it finishes.")
-        return EpochScorer(self.pretrained, device=self.device).score_run(paths.dir, on_progress=on_progress)
+        scorer = EpochScorer(self.pretrained, device=self.device, workspace_root=self.workspace_root)
+        return scorer.score_run(paths.dir, on_progress=on_progress)
 
     # ------------------------------------------------------------------------------------------ processes
     def _paths(self, run_id: str) -> RunPaths:

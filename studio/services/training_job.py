@@ -27,7 +27,8 @@ def score_after_training(cfg: RunConfig, emit: EventWriter, should_stop: Callabl
     from studio.services.epoch_scoring import EpochScorer
 
     emit("stage", stage=STAGE, message="comparing the epochs by listening to them")
-    scorer = EpochScorer(PretrainedAssets(Path(cfg.pretrained_root)), device=cfg.device)
+    assets = PretrainedAssets(Path(cfg.pretrained_root))
+    scorer = EpochScorer(assets, device=cfg.device, workspace_root=Path(cfg.workspace_root))  # its Whisper choice
 
     def progress(done: int, total: int, message: str) -> None:
         emit("step", stage=STAGE, step=done, total_steps=total, message=message)
