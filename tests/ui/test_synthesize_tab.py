@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +119,60 @@ def test_reading_preview_spells_out_numbers_and_says_when_there_is_nothing(webui
     toast = page.locator(".toast-body").first
     toast.wait_for(state="visible", timeout=30_000)
     assert "nothing" in toast.inner_text() and "Traceback" not in toast.inner_text()
+
+
+def _pick(page, elem_id: str, option) -> None:
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=option).click()
+
+
+def test_directing_controls_are_kept_with_the_take(start_webui, page, voices, tiny_s1_ckpt, tiny_s2_pth, tmp_path):
+    """A library voice with a clip tagged "excited": pick it as the style and the "fast" pauses; the take made
+    keeps both in its saved settings."""
+    import csv
+    import re
+
+    from studio.inference.pauses import PauseMap
+    from studio.services.voices import VoiceInfo, VoiceLibrary
+
+    with open(voices / "en_joe" / "metadata.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))[:2]
+    (ref, ref_text), (excited, excited_text) = [(voices / "en_joe" / r["file"], r["text"]) for r in rows]
+    workspace = tmp_path / "ws"
+    tagged = {"file": "references/excited.wav", "text": excited_text, "language": "en", "emotion": "excited"}
+    info = VoiceInfo("joe", workspace, ref_text, "en", ["en"], references=[tagged])
+    VoiceLibrary(workspace).add(
+        info, gpt=tiny_s1_ckpt, sovits=tiny_s2_pth, reference=ref, extra_files={tagged["file"]: excited}
+    )
+    server = start_webui(workspace=workspace)
+    open_studio(page, server.url)
+    _go_to_synthesize(page)
+    _pick(page, "synth-voice", re.compile(r"^joe"))
+    page.locator("#synth-text textarea").fill(TEXT)
+    page.get_by_text("Voice settings").click()
+    for box, value in (("#synth-max-s", "2"), ("#synth-n", "1")):
+        page.locator(f"{box} input[type=number]").fill(value)
+        page.locator(f"{box} input[type=number]").press("Enter")
+    page.get_by_text("Check each take (transcribe and compare the voice)").click()  # no Whisper: faster
+
+    page.get_by_text("Directing the voice").click()
+    _pick(page, "synth-style", "excited")  # labelled by its tag
+    _pick(page, "synth-pauses", "Fast (tight, for dialogue)")
+    page.get_by_text("Edit the pauses (seconds)").click()
+    comma = page.locator("#synth-pause-comma input[type=number]")
+    page.wait_for_function("document.querySelector('#synth-pause-comma input').value === '0.05'", timeout=15_000)
+    shown_comma = float(comma.input_value())  # the preset's seconds are shown for editing
+
+    page.wait_for_function("!document.querySelector('#synth-generate').disabled", timeout=15_000)
+    page.locator("#synth-generate").click()
+    page.wait_for_function(
+        "document.querySelector('#synth-batch')?.innerText.includes('ready')", timeout=300_000, polling=1000
+    )
+    (record,) = [p for p in (workspace / "takes").glob("*.json") if p.name != "ab_trials.json"]
+    settings = json.loads(record.read_text(encoding="utf-8"))["settings"]
+    assert settings["voice"] == "joe"
+    assert Path(settings["style_reference"]).resolve() == (workspace / "voices/joe/references/excited.wav").resolve()
+    assert settings["style_ref_text"] == excited_text and settings["style_ref_lang"] == "en"
+    assert PauseMap.from_dict(settings["pauses"]) == PauseMap.preset("fast")
+    assert settings["pauses"]["comma"] == shown_comma
+    assert settings["timbre_mix"] == []  # no mix asked for: the reference's own timbre

@@ -10,6 +10,7 @@ from __future__ import annotations
 from studio.services.takes import ZERO_SHOT, Take, TakeNotFoundError, TakeSettings
 from studio.ui.context import MODEL_QUEUE, UIContext
 from studio.ui.errors import guarded, info
+from studio.ui.tabs import _direction as direction
 from studio.ui.tabs import take_transcript as transcript
 from studio.ui.tabs._reference_trim import (
     build_delete_confirmation,
@@ -45,6 +46,7 @@ ZERO_SHOT_LABEL = "Zero-shot from any clip (base models)"
 class SynthesizeHandlers:
     def __init__(self, studio, ui: UIContext) -> None:
         self.studio, self.ui = studio, ui
+        self.direction = direction.DirectionHandlers(studio, ui)
 
     @property
     def store(self):
@@ -213,6 +215,7 @@ class SynthesizeHandlers:
         pause,
         n,
         check,
+        *directing,  # style clip, timbre mix rows, pause preset and seconds (_direction.direction_inputs)
         progress=None,
     ):
         settings = TakeSettings(
@@ -234,6 +237,7 @@ class SynthesizeHandlers:
             length_retries=int(retries if retries is not None else 0),
             split=split or TakeSettings.split,
             pause_s=float(pause if pause is not None else TakeSettings.pause_s),
+            **self.direction.settings(voice, *directing),
         )
         service, done = self.studio.takes, []
 
@@ -377,6 +381,7 @@ def build_synthesize_tab(studio, ui: UIContext) -> None:
                     )
                 )
                 ref_lang = ui.tr(gr.Dropdown(label="Language of the reference", choices=LANGUAGES, value="auto"))
+            directing = direction.build_direction(ui)  # style clip, timbre mix, pauses by punctuation
             text = ui.tr(
                 gr.Textbox(
                     label="Text to speak", lines=4, elem_id="synth-text", placeholder="Type what the voice should say."
@@ -519,7 +524,7 @@ def _wire(h: SynthesizeHandlers, ui: UIContext, c: dict) -> None:
             "n_takes",
             "check",
         )
-    ]
+    ] + direction.direction_inputs(c["directing"])
     event = c["gen_btn"].click(
         guarded(generate),
         inputs,
@@ -539,6 +544,7 @@ def _wire(h: SynthesizeHandlers, ui: UIContext, c: dict) -> None:
     c["ab_start"].click(guarded(h.ab_start), [c["ab_first"], c["ab_second"]], ab_out, **quick)
     for button, choice in ((c["pick_a"], "A"), (c["pick_b"], "B"), (c["pick_same"], "same")):
         button.click(guarded(lambda choice=choice: h.ab_pick(choice)), None, [*ab_out, c["history"]], **quick)
+    direction.wire_direction(h.direction, ui, c["directing"], c["voice"])
     if ui.library_changed is not None:
         ui.library_changed.change(guarded(h.refresh_voices), c["voice"], c["voice"])
     ui.on_load(h.refresh_voices, c["voice"], c["voice"])
