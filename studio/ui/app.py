@@ -1,4 +1,4 @@
-"""The studio app: theme, queue, the project picker and the six tabs.
+"""The studio app: theme, queue, the project picker and the tabs.
 
 ``build_app(studio)`` only lays components out and wires events; every tab lives in ``studio/ui/tabs/<name>.py``
 as ``build_<name>_tab(studio, ui)``. Nothing heavy is imported here (torch, transformers and Whisper load when a
@@ -23,6 +23,7 @@ TABS = (
     ("prepare", "Prepare", "studio.ui.tabs.prepare", "build_prepare_tab"),
     ("train", "Train", "studio.ui.tabs.train", "build_train_tab"),
     ("synthesize", "Synthesize", "studio.ui.tabs.synthesize", "build_synthesize_tab"),
+    ("script", "Script", "studio.ui.tabs.script", "build_script_tab"),
     ("voices", "Voices", "studio.ui.tabs.voices", "build_voices_tab"),
     ("settings", "Models & Settings", "studio.ui.tabs.settings", "build_settings_tab"),
 )

@@ -45,7 +45,7 @@ SAME_IN_EVERY_LANGUAGE: dict[str, str] = {
 }
 #: words that may appear in a run of Latin words without making it English prose (names, formats, units)
 NAMES = {"SoVITS", "GPT", "Studio", "Hugging", "Face", "Whisper", "BERT", "HuBERT", "LoRA", "ARPAbet", "CMUdict"}
-TABS = 6  # Record, Prepare, Train, Synthesize, Voices, Models & Settings
+TABS = 7  # Record, Prepare, Train, Synthesize, Script, Voices, Models & Settings
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 _MARKUP = re.compile(r"[*_`#>|]+|\[|\]\([^)]*\)")
 _WORD_RUN = re.compile(r"[A-Za-z][A-Za-z'’]+(?:[ ,;:–]+[A-Za-z][A-Za-z'’]+){3,}")
