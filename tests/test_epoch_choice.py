@@ -115,7 +115,7 @@ def test_every_epoch_is_scored_after_training_and_the_report_is_reused(trained_r
     calls = []
 
     class CountingASR:
-        def transcribe(self, audio, rate, lang, max_new_tokens=None):
+        def transcribe(self, audio, rate, lang, max_new_tokens=None, word_times=False):
             calls.append(lang)
             raise AssertionError("a stored epoch was measured again")
 
@@ -127,7 +127,7 @@ def test_every_epoch_is_scored_after_training_and_the_report_is_reused(trained_r
     save_report(run_dir, stored)
 
     class FixedASR:
-        def transcribe(self, audio, rate, lang, max_new_tokens=None):
+        def transcribe(self, audio, rate, lang, max_new_tokens=None, word_times=False):
             from studio.dataprep.transcribe import Transcript
 
             calls.append(lang)

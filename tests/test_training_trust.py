@@ -129,6 +129,7 @@ class _Payload:
 
 def test_a_refused_base_model_is_named_not_reported_as_missing_audio(project):
     service, pretrained = project
+    pretrained.sovits_path.unlink()  # a symlink to the session's shared tiny model: replace the link, not its target
     torch.save({"weight": _Payload()}, pretrained.sovits_path)
     run_id = service.start("joe", _quick())
     status = service.wait(run_id, timeout=300)

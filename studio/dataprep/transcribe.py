@@ -284,16 +284,26 @@ class WhisperTranscriber:
         return _clamp_tokens(self.tokens_per_second * min(duration_s, WINDOW_S) + self.token_margin)
 
     def transcribe(
-        self, audio: np.ndarray, sample_rate: int, language: str | None = None, *, max_new_tokens: int | None = None
+        self,
+        audio: np.ndarray,
+        sample_rate: int,
+        language: str | None = None,
+        *,
+        max_new_tokens: int | None = None,
+        word_times: bool = False,
     ) -> Transcript:
-        """One clip on its own; ``max_new_tokens`` overrides the duration-based cap (e.g. from an expected text)."""
+        """One clip on its own; ``max_new_tokens`` overrides the duration-based cap (e.g. from an expected text).
+
+        ``word_times``: also time each word (``Transcript.word_times``, for subtitles). Off by default: Whisper's
+        word alignment changes how a pass that hit the cap resumes, so transcripts for datasets are read without it.
+        """
         lang = _check_language(language)
         x = _to_asr_rate(audio, sample_rate)
         cap = _clamp_tokens(max_new_tokens) if max_new_tokens else self.token_cap(len(x) / ASR_SAMPLE_RATE)
-        return self._transcribe_one(x, lang, cap)
+        return self._transcribe_one(x, lang, cap, word_times=word_times)
 
-    def _transcribe_one(self, x: np.ndarray, lang: str | None, cap: int) -> Transcript:
-        segments, info = self._decode(x, lang, cap, word_timestamps=True)
+    def _transcribe_one(self, x: np.ndarray, lang: str | None, cap: int, *, word_times: bool = False) -> Transcript:
+        segments, info = self._decode(x, lang, cap, word_timestamps=word_times)
         text = _join([s.text for s in segments], info.language)
         weights = [max(1, len(s.tokens)) for s in segments]
         avg = float(np.average([s.avg_logprob for s in segments], weights=weights)) if segments else -10.0
@@ -368,9 +378,11 @@ class WhisperTranscriber:
                 _LOGGER.warning("clip %d: repetitive transcript in a shared window; transcribing it alone", i)
                 clip = window.audio[int(start * ASR_SAMPLE_RATE) : int(end * ASR_SAMPLE_RATE)]
                 alone = self._transcribe_one(clip, info.language, self.token_cap(end - start))
+                # decoded alone already: a second listen would be the same decode, so it counts as done
                 heard.append(
                     Transcript(
-                        alone.text, info.language, probs[i], alone.avg_logprob, alone.no_speech_prob, alone.words
+                        alone.text, info.language, probs[i], alone.avg_logprob, alone.no_speech_prob, alone.words,
+                        second_opinion=alone.text,
                     )
                 )
                 continue
@@ -396,7 +408,16 @@ class WhisperTranscriber:
             word_timestamps=word_timestamps,
             max_new_tokens=cap,
         )
-        return list(segments), info
+        # ``max_new_tokens`` bounds one decoding pass only: with word timestamps faster-whisper resumes after the
+        # last word of a cut-off pass, so a looping clip would go on. Stop reading segments once the clip's
+        # budget is spent (the generator decodes lazily, so nothing past it is computed).
+        kept, used = [], 0
+        for segment in segments:
+            kept.append(segment)
+            used += len(segment.tokens)
+            if used >= cap:
+                break
+        return kept, info
 
     def _detect_languages(self, xs: list[np.ndarray]) -> list[tuple[str, float]]:
         """Language and probability of each clip; batched, and the encoder only sees the clip (not 30 s)."""

@@ -327,7 +327,7 @@ class TakeChecker:
         try:
             # cap Whisper's output near the expected length: a hallucination loop can't stall the check
             transcript = self._transcriber().transcribe(
-                audio, sample_rate, asr_lang, max_new_tokens=token_cap_for_text(text)
+                audio, sample_rate, asr_lang, max_new_tokens=token_cap_for_text(text), word_times=True
             )
         except (ASRModelMissingError, AudioError) as exc:
             return TakeQA(notes=[f"Transcript unavailable: {exc}"])
