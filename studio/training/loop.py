@@ -194,7 +194,7 @@ def run_stage(
     if sampled_epoch != state.epoch + 1 and state.batch > 0:  # stopped inside an epoch by the step cap
         last_sample = _sample(trainer, paths, state.epoch + 1, emit_new) or last_sample
         _save_epoch(trainer, cfg, state.epoch + 1)
-    if done_here >= 2:  # remember this computer's speed for the next time estimate
+    if done_here >= 1:  # remember this computer's speed for the next estimate (a running mean smooths one short run)
         from studio.training.estimate import record_speed
 
         record_speed(cfg.workspace_root, cfg.device, stage, items_here / max(time.monotonic() - t0, 1e-6))
