@@ -41,7 +41,8 @@ class KVCache:
 
     @classmethod
     def for_model(cls, model: Text2SemanticModel, batch_size: int, capacity: int) -> KVCache:
-        """A cache shaped for ``model``, on its device and in its dtype."""
+        """A cache shaped for ``model``, on its device and in its dtype (``model.kv_dtype`` when a precision mode
+        set one: 16-bit keys and values halve what every decoding step reads)."""
         cfg = model.config
         weight = model.ar_predict_layer.weight
         return cls(
@@ -50,7 +51,7 @@ class KVCache:
             cfg.n_head,
             capacity,
             cfg.hidden_dim // cfg.n_head,
-            dtype=weight.dtype,
+            dtype=getattr(model, "kv_dtype", None) or weight.dtype,
             device=weight.device,
         )
 

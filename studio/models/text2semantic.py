@@ -169,13 +169,21 @@ class SelfAttention(nn.Module):
         self.out_proj = nn.Linear(dim, dim)
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.out_proj.bias)
+        # A faster stand-in for the packed projection (``studio.models.precision``); None → the fp32 weights.
+        self.in_proj: nn.Module | None = None
+
+    def qkv(self, x: torch.Tensor) -> torch.Tensor:
+        """The packed projection: x (…, D) → (…, 3D), queries then keys then values."""
+        if self.in_proj is not None:
+            return self.in_proj(x)
+        return F.linear(x, self.in_proj_weight, self.in_proj_bias)
 
     def forward(
         self, x: torch.Tensor, allowed: torch.Tensor | None, cache: KVCache | None = None, layer: int = 0
     ) -> torch.Tensor:
         """x (B, T, D); ``allowed`` (B|1, 1, T, S) True where a query may attend; S = cached + T positions."""
         B, T, D = x.shape
-        q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
         q, k, v = (t.view(B, T, self.n_head, D // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, Dh)
         if cache is not None:
             k, v = cache.write(layer, k, v)  # (B, H, S, Dh)
