@@ -102,3 +102,73 @@ class KVCache:
         self.k = self.k.index_select(1, indices)
         self.v = self.v.index_select(1, indices)
         self.blocked = self.blocked.index_select(0, indices)
+
+    # ---- continuous batching (``studio.models.batch_decode``) ----------------------------------------------
+    # Rows there are right-aligned: every row's last cached position is ``length - 1`` and the positions in front
+    # of a row's own are blocked. The GPT adds its positions to the embeddings before the layers, so where a key
+    # sits in the cache does not matter, only which keys a query may see.
+
+    def reserve(self, n_new: int) -> None:
+        """Make room for ``n_new`` more positions, growing the buffers (by half at least) when they are full."""
+        need = self.length + n_new
+        if need <= self.capacity:
+            return
+        extra = max(need, self.capacity + max(64, self.capacity // 2)) - self.capacity
+        self.k = self._pad_positions(self.k, 0, extra, dim=3)
+        self.v = self._pad_positions(self.v, 0, extra, dim=3)
+        self.blocked = self._pad_positions(self.blocked, 0, extra, dim=1)
+
+    def add_rows(self, other: KVCache) -> None:
+        """Append ``other``'s rows (their ``other.length`` positions) so that they end at this cache's write
+        pointer; when ``other`` is longer, every row already here first moves right (blocked in front)."""
+        n = other.length
+        if self.batch_size == 0:
+            self.length = 0
+        if n > self.length:
+            self.shift_right(n - self.length)
+        self.reserve(0)
+        L, pad = self.capacity, self.length - n
+        rows_k = self._pad_positions(other.k[:, :, :, :n].to(self.k.dtype), pad, L - self.length, dim=3)
+        rows_v = self._pad_positions(other.v[:, :, :, :n].to(self.v.dtype), pad, L - self.length, dim=3)
+        blocked = self._pad_positions(other.blocked[:, :n], pad, L - self.length, dim=1, front_value=True)
+        self.k = torch.cat([self.k, rows_k.to(self.k.device)], dim=1)
+        self.v = torch.cat([self.v, rows_v.to(self.v.device)], dim=1)
+        self.blocked = torch.cat([self.blocked, blocked.to(self.blocked.device)], dim=0)
+
+    def shift_right(self, n: int) -> None:
+        """Move every row's positions ``n`` places right; the ``n`` new front positions are blocked."""
+        self.reserve(n)
+        L = self.capacity
+        self.k = self._pad_positions(self.k[:, :, :, : self.length], n, L - self.length - n, dim=3)
+        self.v = self._pad_positions(self.v[:, :, :, : self.length], n, L - self.length - n, dim=3)
+        self.blocked = self._pad_positions(
+            self.blocked[:, : self.length], n, L - self.length - n, dim=1, front_value=True
+        )
+        self.length += n
+
+    def trim_front(self) -> int:
+        """Drop the leading positions that every row blocks (after rows left); returns how many went."""
+        if self.batch_size == 0:
+            self.length = 0
+            return 0
+        open_columns = (~self.blocked[:, : self.length]).any(dim=0).nonzero()
+        n = int(open_columns[0]) if len(open_columns) else self.length
+        if n:
+            self.k = self.k[:, :, :, n:].contiguous()
+            self.v = self.v[:, :, :, n:].contiguous()
+            self.blocked = self.blocked[:, n:].contiguous()
+            self.length -= n
+        return n
+
+    @staticmethod
+    def _pad_positions(
+        t: torch.Tensor, front: int, back: int, *, dim: int, front_value: float | bool = 0
+    ) -> torch.Tensor:
+        """``t`` with ``front``/``back`` positions added along ``dim``: zeros (not blocked) behind, ``front_value``
+        in front (True = blocked for the mask)."""
+        parts = []
+        for n, value in ((front, front_value), (back, 0)):
+            shape = list(t.shape)
+            shape[dim] = n
+            parts.append(torch.full(shape, value, dtype=t.dtype, device=t.device))
+        return torch.cat([parts[0], t, parts[1]], dim=dim)
