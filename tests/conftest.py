@@ -28,6 +28,22 @@ def voices_dir() -> Path:
     return Path(os.environ.get("STUDIO_VOICES_DIR", SHARED / "voices")).resolve()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """Every cache the studio writes (weights caches, reference features) goes to a temporary folder, never
+    the user's home nor beside the shared golden files (``STUDIO_WEIGHTS_CACHE=user``); a test of the
+    "beside the original" placement sets ``auto`` itself, on copies in its own tmp folder."""
+    saved = {name: os.environ.get(name) for name in ("STUDIO_CACHE_DIR", "STUDIO_WEIGHTS_CACHE")}
+    os.environ["STUDIO_CACHE_DIR"] = str(tmp_path_factory.mktemp("studio_cache"))
+    os.environ["STUDIO_WEIGHTS_CACHE"] = "user"
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def golden() -> Path:
     path = golden_dir()

@@ -24,12 +24,14 @@ from typing import Any, NamedTuple
 import torch
 
 from studio.errors import CheckpointError
+from studio.models import weights_cache
 from studio.models.sovits.versions import HEADER_TAGS
 from studio.models.text2semantic import PRESETS, Text2SemanticConfig, Text2SemanticModel
 
 _LOGGER = logging.getLogger(__name__)
 
 PREFIX = "model."
+CACHE_KIND = "gpt"  # the kind recorded in its weights cache
 # First two bytes upstream writes over the zip header of SoVITS files (SPEC §9.4): a sure sign of a SoVITS file.
 _SOVITS_HEADERS = HEADER_TAGS
 _SOVITS_KEY_MARKERS = ("enc_p.", "dec.", "flow.", "ref_enc.", "quantizer.", "ssl_proj.")
@@ -164,31 +166,121 @@ def _check_shapes(model: Text2SemanticModel, state: dict[str, torch.Tensor], pat
 
 
 def load_text2semantic(
-    path: str | os.PathLike[str], *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+    path: str | os.PathLike[str],
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    cache: bool = False,
 ) -> LoadedText2Semantic:
     """Load an official/WebUI GPT ``.ckpt`` or a Lightning training checkpoint into an eval-mode model.
 
     Stored fp16 weights are cast to ``dtype`` (float32 by default). Raises :class:`CheckpointError` for a
     missing, truncated or corrupt file, a SoVITS file, missing keys or mismatching shapes.
+
+    ``cache=True`` (inference) goes through the memory-mapped fp32 copy of :mod:`studio.models.weights_cache`,
+    written on first use and rebuilt when the file changes; the model and records are the same either way.
     """
     path = Path(path)
-    state, raw_config, kind, label = _extract(_read(path), path)
-    if raw_config is not None:
+    if cache:
+        return _load_cached(path, device, dtype)
+    return _build(path, _parse(path), device, dtype)
+
+
+def _load_cached(path: Path, device: torch.device | str, dtype: torch.dtype) -> LoadedText2Semantic:
+    """Through the weights cache: a fresh cache is mapped; a missing, stale or refused one is (re)built from
+    the original, which is used directly when no cache can be written."""
+    hit = weights_cache.open_cached(path, CACHE_KIND)
+    if hit is not None:
         try:
-            config = Text2SemanticConfig.from_checkpoint_config(raw_config)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{path}: the stored GPT config is unusable ({exc}).") from None
-    else:
-        config = _config_from_shapes(state, path)
-    model = Text2SemanticModel(config)
-    _check_shapes(model, state, path)
+            return _build(path, _from_cache(path, hit), device, dtype, assign=True)
+        except weights_cache.WeightsCacheError as exc:
+            _LOGGER.warning("%s", exc)
+    parsed = _parse(path)
+    tensors = {k: v.to(torch.float32) for k, v in parsed.state.items()}  # the converted inference weights
+    hit = weights_cache.write_cache(path, CACHE_KIND, tensors, parsed.record())
+    if hit is None:
+        return _build(path, parsed, device, dtype)
+    return _build(path, _from_cache(path, hit), device, dtype, assign=True)
+
+
+@dataclass
+class _Parsed:
+    """What a GPT file holds, checked: the model's weights (in the stored dtype) and what the file said."""
+
+    state: dict[str, torch.Tensor]
+    config: Text2SemanticConfig
+    raw_config: dict[str, Any] | None
+    kind: str
+    label: str | None
+    stored_dtype: torch.dtype
+
+    def record(self) -> dict[str, Any]:
+        """The cache metadata that rebuilds this record without the original file."""
+        dtype_name = str(self.stored_dtype).removeprefix("torch.")
+        return {"config": self.raw_config, "kind": self.kind, "info": self.label, "stored_dtype": dtype_name}
+
+
+def _parse(path: Path) -> _Parsed:
+    state, raw_config, kind, label = _extract(_read(path), path)
+    config = _config_of(path, state, raw_config)
     stored_dtype = next(iter(state.values())).dtype
-    model.load_state_dict({k: state[k].to(dtype) for k in model.state_dict()}, strict=True)
+    return _Parsed(_checked_state(config, state, path), config, raw_config, kind, label, stored_dtype)
+
+
+def _checked_state(config: Text2SemanticConfig, state: dict[str, torch.Tensor], where: Path) -> dict[str, torch.Tensor]:
+    """The model's entries of ``state``, in its order, after the key and shape checks (on a meta-device model:
+    shapes without allocating the weights)."""
+    with torch.device("meta"):
+        shapes = Text2SemanticModel(config)
+    _check_shapes(shapes, state, where)
+    return {k: state[k] for k in shapes.state_dict()}
+
+
+def _config_of(path: Path, state: dict[str, torch.Tensor], raw_config: dict[str, Any] | None) -> Text2SemanticConfig:
+    if raw_config is None:
+        return _config_from_shapes(state, path)
+    try:
+        return Text2SemanticConfig.from_checkpoint_config(raw_config)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: the stored GPT config is unusable ({exc}).") from None
+
+
+def _from_cache(path: Path, hit: weights_cache.CachedWeights) -> _Parsed:
+    """The parsed form of a cache hit; a cache whose record or tensors do not fit is refused."""
+    record = hit.record
+    try:
+        raw_config = record["config"]
+        stored_dtype = getattr(torch, str(record["stored_dtype"]))
+        config = _config_of(hit.path, hit.tensors, raw_config)
+        state = _checked_state(config, hit.tensors, hit.path)
+        return _Parsed(state, config, raw_config, str(record["kind"]), record["info"], stored_dtype)
+    except (KeyError, TypeError, AttributeError, CheckpointError) as exc:
+        raise weights_cache.WeightsCacheError(
+            f"The weights cache {hit.path} of {path} does not fit a GPT model ({exc}); it was not loaded."
+        ) from None
+
+
+def _build(
+    path: Path, parsed: _Parsed, device: torch.device | str, dtype: torch.dtype, *, assign: bool = False
+) -> LoadedText2Semantic:
+    """The eval-mode model; ``assign`` keeps fp32 file-backed tensors as the parameters (no copy)."""
+    config = parsed.config
+    model = Text2SemanticModel(config)
+    expected = model.state_dict()
+    if assign and dtype == torch.float32:
+        model.load_state_dict({k: parsed.state[k] for k in expected}, strict=True, assign=True)
+    else:
+        model.load_state_dict({k: parsed.state[k].to(dtype) for k in expected}, strict=True)
     model.to(device=device, dtype=dtype).eval()
     info = Text2SemanticCheckpointInfo(
-        path=path, version=config.version, kind=kind, info=label, stored_dtype=stored_dtype, config=raw_config or {}
+        path=path,
+        version=config.version,
+        kind=parsed.kind,
+        info=parsed.label,
+        stored_dtype=parsed.stored_dtype,
+        config=parsed.raw_config or {},
     )
-    _LOGGER.info("loaded GPT %s (%s, %s) from %s", config.version, kind, label, path)
+    _LOGGER.info("loaded GPT %s (%s, %s) from %s", config.version, parsed.kind, parsed.label, path)
     return LoadedText2Semantic(model, config, info)
 
 

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import torch
 
 from studio.errors import CheckpointError
+from studio.models import weights_cache
 from studio.models.safe_pickle import HParamsRecord, safe_torch_load, save_torch_zip_bytes, to_plain
 from studio.models.sovits.config import SoVITSConfig
 from studio.models.sovits.synthesizer import SoVITSSynthesizer
@@ -39,6 +40,7 @@ from studio.workspace import atomic_write_bytes
 _LOGGER = logging.getLogger(__name__)
 
 POSTERIOR_PREFIX = "enc_q."
+CACHE_KIND = "sovits"  # the kind recorded in its weights cache
 
 
 @dataclass
@@ -203,27 +205,90 @@ def config_from_weights(hparams: dict[str, Any], weights: dict[str, torch.Tensor
 
 
 # ----------------------------------------------------------------------------- loading
-def load_sovits(path: str | Path, device: str | torch.device = "cpu") -> LoadedSoVITS:
-    """Load an official v1/v2/v2Pro/v2ProPlus SoVITS ``.pth`` into a float32 model in eval mode."""
+def load_sovits(path: str | Path, device: str | torch.device = "cpu", *, cache: bool = False) -> LoadedSoVITS:
+    """Load an official v1/v2/v2Pro/v2ProPlus SoVITS ``.pth`` into a float32 model in eval mode.
+
+    ``cache=True`` (inference) goes through the memory-mapped fp32 copy of :mod:`studio.models.weights_cache`,
+    written on first use and rebuilt when the file changes; the model and records are the same either way.
+    """
     path = Path(path)
+    if cache:
+        return _load_cached(path, device)
+    return _assemble(path, _parse(path), device)
+
+
+@dataclass
+class _Parsed:
+    """A checked SoVITS file: its weights and what it said about itself, with the release it holds."""
+
+    contents: SoVITSFile
+    version: str
+
+    def record(self) -> dict[str, Any]:
+        """The cache metadata that rebuilds the records without the original file."""
+        c = self.contents
+        return {"hparams": c.hparams, "info": c.info_text, "header": c.header.hex(), "version": self.version}
+
+
+def _parse(path: Path) -> _Parsed:
     contents = read_sovits_file(path)
+    found = classify(contents.header, contents.weights, contents.hparams)
+    check_consistent(path, found, contents.weights)
+    return _Parsed(contents, found.version)
+
+
+def _load_cached(path: Path, device: str | torch.device) -> LoadedSoVITS:
+    """Through the weights cache: a fresh cache is mapped; a missing, stale or refused one is (re)built from
+    the original, which is used directly when no cache can be written."""
+    hit = weights_cache.open_cached(path, CACHE_KIND)
+    if hit is not None:
+        try:
+            return _assemble(path, _from_cache(hit), device, source=hit.path)
+        except CheckpointError as exc:
+            _LOGGER.warning("The weights cache %s was not loaded: %s", hit.path, exc)
+    parsed = _parse(path)
+    weights = {k: (v.float() if v.is_floating_point() else v) for k, v in parsed.contents.weights.items()}
+    hit = weights_cache.write_cache(path, CACHE_KIND, weights, parsed.record())
+    if hit is None:
+        return _assemble(path, parsed, device)
+    return _assemble(path, _from_cache(hit), device, source=hit.path)
+
+
+def _from_cache(hit: weights_cache.CachedWeights) -> _Parsed:
+    record = hit.record
+    try:
+        contents = SoVITSFile(
+            weights=hit.tensors,
+            hparams=dict(record["hparams"]),
+            info_text=str(record["info"]),
+            header=bytes.fromhex(record["header"]),
+        )
+        return _Parsed(contents, str(record["version"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise weights_cache.WeightsCacheError(f"The weights cache {hit.path} has an unusable record ({exc}).") from None
+
+
+def _assemble(path: Path, parsed: _Parsed, device: str | torch.device, *, source: Path | None = None) -> LoadedSoVITS:
+    """The eval-mode model of ``parsed``; weights read from a cache file (``source``) become the parameters
+    themselves (file-backed), the others are copied in."""
+    contents, version = parsed.contents, parsed.version
     weights = contents.weights
-    found = classify(contents.header, weights, contents.hparams)
-    check_consistent(path, found, weights)
-    version = found.version
+    where = source or path
     posterior_keys = [k for k in weights if k.startswith(POSTERIOR_PREFIX)]
     try:
         config = config_from_weights(contents.hparams, weights, version)
         model = SoVITSSynthesizer(config, with_posterior_encoder=bool(posterior_keys))
     except (ValueError, TypeError, KeyError, AssertionError) as exc:
-        raise CheckpointError(f"{path}: cannot build a SoVITS model from its config ({exc}).") from None
-    _load_weights(path, model, weights)
+        raise CheckpointError(f"{where}: cannot build a SoVITS model from its config ({exc}).") from None
+    _load_weights(where, model, weights, assign=source is not None)
     info = SoVITSFileInfo(path, contents.info_text, contents.hparams, contents.header, bool(posterior_keys))
-    _LOGGER.info("loaded SoVITS %s from %s (%s)", version, path, contents.info_text)
+    _LOGGER.info("loaded SoVITS %s from %s (%s)", version, where, contents.info_text)
     return LoadedSoVITS(model.to(device).eval(), config, info, version)
 
 
-def _load_weights(path: Path, model: SoVITSSynthesizer, weights: dict[str, torch.Tensor]) -> None:
+def _load_weights(
+    path: Path, model: SoVITSSynthesizer, weights: dict[str, torch.Tensor], *, assign: bool = False
+) -> None:
     expected = model.state_dict()
     missing = [k for k in expected if k not in weights]
     unexpected = [k for k in weights if k not in expected]
@@ -244,7 +309,7 @@ def _load_weights(path: Path, model: SoVITSSynthesizer, weights: dict[str, torch
             f"{path}: weights do not fit a SoVITS {model.config.version} model: " + "; ".join(problems) + "."
         )
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in weights.items()}
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=True, assign=assign)  # assign: fp32 cache tensors stay file-backed
 
 
 # ----------------------------------------------------------------------------- saving

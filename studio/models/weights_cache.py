@@ -1,0 +1,249 @@
+"""A memory-mapped safetensors copy of an official checkpoint's inference weights.
+
+Why: an official ``.ckpt``/``.pth`` is a pickled zip of fp16 tensors. Loading it reads every byte, converts
+every tensor to fp32 and copies it into the model, so the whole model is resident before the first token.
+The cache holds the *converted* fp32 weights in a safetensors file; the model's parameters are assigned
+tensors backed by that file (``load_state_dict(assign=True)``), so pages are read from disk when they are
+first touched and resident memory is what inference uses. Nothing is unpickled on a cache hit: the file's
+metadata carries what the loaders need besides the weights (the GPT config, the SoVITS hparams/header/label).
+
+Where: beside the original as ``.<name>.studio.safetensors`` when that folder can be written, otherwise in
+``$STUDIO_CACHE_DIR/weights/`` (default ``$XDG_CACHE_HOME/sovits-studio`` or ``~/.cache/sovits-studio``) under a
+hash of the original's absolute path. ``STUDIO_WEIGHTS_CACHE=user`` always uses the cache folder,
+``STUDIO_WEIGHTS_CACHE=off`` disables the cache.
+
+Trust rules: the cache records the original's size and ``mtime_ns``; a cache whose original changed is stale
+and rebuilt (logged). A cache that cannot be parsed, is truncated or lacks our metadata is never loaded:
+:func:`read_cache` raises :class:`WeightsCacheError` naming it, and :func:`open_cached` logs that and lets the
+loader rebuild it from the original. A cache is always written to a temporary name and moved into place, so a
+process that maps the old file keeps a valid mapping and a crash never leaves half a cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from studio.errors import CheckpointError
+
+__all__ = [
+    "CachedWeights",
+    "WeightsCacheError",
+    "cache_candidates",
+    "cache_root",
+    "open_cached",
+    "read_cache",
+    "write_cache",
+]
+
+_LOGGER = logging.getLogger(__name__)
+
+FORMAT = "sovits-studio-weights-cache/1"
+SUFFIX = ".studio.safetensors"
+ENV_DIR = "STUDIO_CACHE_DIR"
+ENV_MODE = "STUDIO_WEIGHTS_CACHE"  # "auto" (default), "user" or "off"
+MODES = ("auto", "user", "off")
+_META_KEYS = ("format", "kind", "source_size", "source_mtime_ns", "record")
+
+
+class WeightsCacheError(CheckpointError):
+    """A weights cache file is truncated, corrupt or not a cache of the expected model: it is never loaded."""
+
+
+@dataclass(frozen=True)
+class CachedWeights:
+    """An opened cache: ``tensors`` are backed by ``path`` (pages load on first touch)."""
+
+    path: Path
+    tensors: dict[str, torch.Tensor]
+    record: dict[str, Any]  # what the original said besides its weights (config, label, …), JSON-decoded
+
+
+# ----------------------------------------------------------------------------------------------- locations
+
+
+def cache_root() -> Path:
+    """The per-user cache folder of the studio: ``$STUDIO_CACHE_DIR``, else the XDG cache dir."""
+    env = os.environ.get(ENV_DIR)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "sovits-studio"
+
+
+def cache_mode() -> str:
+    mode = os.environ.get(ENV_MODE, "auto").strip().lower() or "auto"
+    if mode not in MODES:
+        _LOGGER.warning("%s=%r is not one of %s; using 'auto'", ENV_MODE, mode, ", ".join(MODES))
+        return "auto"
+    return mode
+
+
+def cache_candidates(original: str | os.PathLike[str]) -> list[Path]:
+    """Where the cache of ``original`` may live, in the order they are tried ([] when caching is off)."""
+    original = Path(original)
+    mode = cache_mode()
+    if mode == "off":
+        return []
+    absolute = original.resolve()
+    digest = hashlib.sha256(str(absolute).encode("utf-8")).hexdigest()[:20]
+    user = cache_root() / "weights" / f"{digest}-{original.name}{SUFFIX}"
+    beside = original.parent / f".{original.name}{SUFFIX}"
+    if mode == "user" or not os.access(original.parent, os.W_OK):
+        return [user]
+    return [beside, user]
+
+
+def _stamp(original: Path) -> tuple[int, int]:
+    info = original.stat()
+    return info.st_size, info.st_mtime_ns
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+def read_cache(cache: Path, original: Path, kind: str) -> CachedWeights | None:
+    """Open ``cache`` as the ``kind`` ("gpt", "sovits") cache of ``original``: None when it is stale (the
+    original's size or mtime changed); :class:`WeightsCacheError` when it is damaged or not ours."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(cache), framework="pt", device="cpu") as handle:
+            meta = handle.metadata() or {}
+            _check_meta(cache, meta, kind)
+            if (int(meta["source_size"]), int(meta["source_mtime_ns"])) != _stamp(original):
+                return None
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # file-backed
+    except WeightsCacheError:
+        raise
+    except Exception as exc:  # SafetensorError, OSError, ValueError: a damaged file, whatever the detail
+        raise WeightsCacheError(
+            f"The weights cache {cache} is damaged and was not loaded ({_first_line(exc)}).",
+            hint="It is rebuilt from the original model file; deleting it is always safe.",
+        ) from None
+    try:
+        record = json.loads(meta["record"])
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        raise WeightsCacheError(f"The weights cache {cache} has unreadable metadata and was not loaded.")
+    return CachedWeights(cache, tensors, record)
+
+
+def _check_meta(cache: Path, meta: dict[str, str], kind: str) -> None:
+    if meta.get("format") != FORMAT or any(key not in meta for key in _META_KEYS):
+        raise WeightsCacheError(
+            f"{cache} is not a SoVITS Studio weights cache of format {FORMAT!r} and was not loaded.",
+            hint="It is rebuilt from the original model file; deleting it is always safe.",
+        )
+    if meta["kind"] != kind:
+        raise WeightsCacheError(
+            f"The weights cache {cache} holds a {meta['kind']!r} model, not the {kind!r} model expected; "
+            "it was not loaded."
+        )
+
+
+def open_cached(original: str | os.PathLike[str], kind: str) -> CachedWeights | None:
+    """The first valid, fresh cache of ``original`` (None: none yet, stale, refused or caching is off).
+
+    Stale and refused caches are logged; the caller then loads the original and calls :func:`write_cache`.
+    """
+    original = Path(original)
+    if not original.is_file():
+        return None  # the loader reports the missing original in its own words
+    for cache in cache_candidates(original):
+        if not cache.is_file():
+            continue
+        try:
+            found = read_cache(cache, original, kind)
+        except WeightsCacheError as exc:
+            _LOGGER.warning("%s", exc)
+            continue
+        if found is not None:
+            _LOGGER.info("using the weights cache %s of %s", cache, original)
+            return found
+        _LOGGER.info("%s changed since its weights cache %s was written; rebuilding it", original, cache)
+    return None
+
+
+# ----------------------------------------------------------------------------------------------- writing
+
+
+def write_cache(
+    original: str | os.PathLike[str], kind: str, tensors: dict[str, torch.Tensor], record: dict[str, Any]
+) -> CachedWeights | None:
+    """Write the cache of ``original`` at the first writable place and open it (memory-mapped).
+
+    Returns None (and logs why) when no place can be written or ``record`` is not JSON: the caller then
+    keeps using the weights it read from the original.
+    """
+    original = Path(original)
+    try:
+        stamp = _stamp(original)
+        meta = {
+            "format": FORMAT,
+            "kind": kind,
+            "source": str(original.resolve()),
+            "source_size": str(stamp[0]),
+            "source_mtime_ns": str(stamp[1]),
+            "record": json.dumps(record),
+        }
+    except (OSError, TypeError, ValueError) as exc:
+        _LOGGER.warning("not caching %s: %s", original, exc)
+        return None
+    plain = _unshared(tensors)
+    reasons = []
+    for cache in cache_candidates(original):
+        try:
+            _save_atomic(cache, plain, meta)
+            found = read_cache(cache, original, kind)
+        except (OSError, WeightsCacheError) as exc:
+            reasons.append(f"{cache}: {_first_line(exc)}")
+            continue
+        if found is not None:
+            _LOGGER.info("wrote the weights cache %s of %s", cache, original)
+            return found
+        reasons.append(f"{cache}: {original} changed while the cache was written")
+    if reasons:
+        _LOGGER.warning("could not write a weights cache of %s (%s); using the original", original, "; ".join(reasons))
+    return None
+
+
+def _save_atomic(cache: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata=meta)
+        os.replace(tmp, cache)
+    except Exception as exc:  # safetensors raises its own error types for write failures
+        raise OSError(str(exc)) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CPU, contiguous tensors, each with its own storage (safetensors refuses shared storage)."""
+    seen: set[int] = set()
+    out = {}
+    for name, value in tensors.items():
+        tensor = value.detach().to("cpu").contiguous()
+        ptr = tensor.untyped_storage().data_ptr()
+        if ptr in seen:
+            tensor = tensor.clone()
+        seen.add(tensor.untyped_storage().data_ptr())
+        out[name] = tensor
+    return out
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:160] if lines else type(exc).__name__
