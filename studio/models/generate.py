@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from studio.models.kv_cache import KVCache
 from studio.models.sampling import sample_next_token
+from studio.models.static_decode import static_decoder
 from studio.models.text2semantic import Text2SemanticModel
 
 MIN_STEPS_BEFORE_EOS = 11  # EOS cannot be produced at steps 0…10 (≥ 11 tokens ≈ 0.44 s)
@@ -110,15 +111,17 @@ def _decode(
     """
     B, n_prompt = prompt.shape
     eos = model.config.eos
-    cache = KVCache.for_model(model, B, text_emb.shape[1] + n_prompt + opts.max_steps)
+    static = static_decoder(model)  # CUDA: fixed-shape steps replayed as CUDA graphs (None: the dynamic path)
+    cache = static or KVCache.for_model(model, B, text_emb.shape[1] + n_prompt + opts.max_steps)
+    runner = static or model
     y = prompt.long()  # (B, P + steps so far)
     active = list(range(B))  # original sentence index of each remaining row
     rows = [_Row() for _ in range(B)]
     results: list[GenerationResult | None] = [None] * B
-    logits = model.prefill(text_emb, prompt if n_prompt else None, cache, text_padding=text_padding)
+    logits = runner.prefill(text_emb, prompt if n_prompt else None, cache, text_padding=text_padding)
     for idx in range(opts.max_steps):
         if idx > 0:
-            logits = model.decode_step(y[:, -1:], n_prompt + idx - 1, cache)  # (B, V)
+            logits = runner.decode_step(y[:, -1:], n_prompt + idx - 1, cache)  # (B, V)
         if opts.record_logits:
             for r, b in enumerate(active):
                 rows[b].logits.append(logits[r].detach().clone())
