@@ -208,3 +208,22 @@ def test_a_16_bit_copy_follows_weights_changed_in_place():
     assert not decoder.fell_back
     assert rel_l2(after[-1], want[-1]) < 2e-2  # bf16 steps of the new weights
     assert rel_l2(before[-1], want[-1]) > 0.2  # not the stale copy
+
+
+def test_a_model_made_in_inference_mode_with_a_short_positional_table():
+    """Parameters that are inference tensors, and a positional table that must grow for the bucket."""
+    from dataclasses import replace
+
+    from studio.models.text2semantic import PRESETS
+
+    with torch.inference_mode():
+        torch.manual_seed(7)
+        model = Text2SemanticModel(replace(PRESETS["tiny"], max_positions=8)).eval()
+        _, _, prompt = _inputs(model, [5], n_prompt=3)
+    phones, bert = torch.randint(1, 700, (7,)), torch.randn(1024, 7)
+    kw = dict(top_k=5, max_steps=30, early_stop_num=-1)
+    want = generate_semantic(model, phones, bert, prompt, generator=torch.Generator().manual_seed(1), **kw)
+    configure_static_decode(model, StaticDecodeConfig(use="on", buckets=(16, 32)))
+    got = generate_semantic(model, phones, bert, prompt, generator=torch.Generator().manual_seed(1), **kw)
+    assert got.n_steps == want.n_steps > 12
+    assert got.tokens.tolist() == want.tokens.tolist()

@@ -131,8 +131,7 @@ class _Slot:
         cfg, device = model.config, model.ar_predict_layer.weight.device
         self.key = (batch, capacity, dtype)
         shape = (cfg.n_layer, batch, cfg.n_head, capacity, cfg.hidden_dim // cfg.n_head)
-        self.k = torch.zeros(shape, dtype=kv_dtype, device=device)  # (n_layer, B, H, L, Dh)
-        self.v = torch.zeros_like(self.k)
+        self.k, self.v = (torch.zeros(shape, dtype=kv_dtype, device=device) for _ in "kv")  # (n_layer, B, H, L, Dh)
         self.blocked = torch.zeros(batch, capacity, dtype=torch.bool, device=device)  # (B, L) padding columns
         self.columns = torch.arange(capacity, device=device)  # (L,)
         self.tokens = torch.zeros(batch, 1, dtype=torch.long, device=device)  # (B, 1) the new tokens
@@ -253,7 +252,8 @@ class _Engine:
         """The step over ``slot``: replayed from its graph on CUDA (captured on first use), eager elsewhere."""
         if slot.graph is None and not slot.eager:
             try:
-                slot.graph = CudaGraphStep(lambda: run_step(model, slot))
+                with _CAPTURE_LOCK:  # one capture at a time per process (threads of a server)
+                    slot.graph = CudaGraphStep(lambda: run_step(model, slot))
                 _LOGGER.info("captured the GPT decoding step for %d row(s) × %d columns", slot.batch, slot.capacity)
             except Exception as exc:  # a capture failure costs speed, never the sentence
                 _LOGGER.warning("CUDA graph capture failed (%s); this bucket's steps run eagerly", exc)
@@ -266,13 +266,15 @@ class _Engine:
 
 _ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _ENGINES_LOCK = threading.Lock()
+_CAPTURE_LOCK = threading.Lock()
 
 
 def _fingerprint(model: Text2SemanticModel) -> tuple:
-    """Identity, storage and in-place version of every parameter and buffer, and the module structure: a captured
-    graph reads parameters by address, and a 16-bit copy must follow the weights."""
-    tensors = (*model.named_parameters(), *model.named_buffers())
-    return tuple((n, t.data_ptr(), t._version, t.dtype) for n, t in tensors) + tuple(map(id, model.modules()))
+    """Identity, storage and in-place version of every parameter and buffer (the positional tables aside: each
+    slot holds its own), and the module structure: a graph reads weights by address; a 16-bit copy follows them."""
+    tensors = [(n, t) for n, t in (*model.named_parameters(), *model.named_buffers()) if not n.endswith(".table")]
+    marks = tuple((n, t.data_ptr(), 0 if t.is_inference() else t._version, t.dtype) for n, t in tensors)
+    return marks + tuple(map(id, model.modules()))
 
 
 def _engine_for(model: Text2SemanticModel) -> _Engine:
