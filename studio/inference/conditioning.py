@@ -4,7 +4,9 @@ A request names a *style* source (the clip whose semantic tokens and transcript 
 set (the clips whose spectrograms, and SV embeddings for v2Pro/v2ProPlus, condition SoVITS, each with a
 weight). By default ``reference`` is both, with ``aux_references`` added to the timbre at weight 1: exactly
 upstream. :class:`ReferenceConditioner` turns that into a :class:`ReferencePrompt`, cached per instance and
-keyed by the files' content (never a process-wide "last reference").
+keyed by the files' content (never a process-wide "last reference"); the style clip's prompt tokens (HuBERT →
+quantiser, the costly part) are also kept on disk (:mod:`studio.inference.reference_cache`), so a repeated
+reference skips HuBERT after a voice switch or a restart too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 
 from studio.errors import StudioError
 from studio.inference.reference import ReferenceAudio, ReferencePrompt, load_reference, timbre_spectrogram
+from studio.inference.reference_cache import ReferenceFeatureCache, prompt_tokens_key
 from studio.inference.requests import SynthesisRequest
 
 REFERENCE_CACHE_SIZE = 8
@@ -78,14 +81,22 @@ def mix_weights(clips: list[TimbreClip]) -> tuple[float, ...] | None:
 class ReferenceConditioner:
     """Builds (and caches) the :class:`ReferencePrompt` of a request with one set of loaded models.
 
-    ``text_features`` is the synthesizer's (phones + BERT of a text); ``lock`` serialises model use.
+    ``text_features`` is the synthesizer's (phones + BERT of a text); ``lock`` serialises model use;
+    ``disk_cache`` keeps prompt tokens across instances and processes (default: the user's cache folder).
     """
 
-    def __init__(self, models, lock: threading.RLock, text_features: Callable) -> None:
+    def __init__(
+        self,
+        models,
+        lock: threading.RLock,
+        text_features: Callable,
+        disk_cache: ReferenceFeatureCache | None = None,
+    ) -> None:
         self.models = models
         self._lock = lock
         self._text_features = text_features
         self._cache: OrderedDict[tuple, ReferencePrompt] = OrderedDict()
+        self.disk_cache = disk_cache if disk_cache is not None else ReferenceFeatureCache()
 
     def prompt(self, request: SynthesisRequest) -> ReferencePrompt:
         style, timbre = style_source(request), timbre_clips(request)
@@ -101,16 +112,16 @@ class ReferenceConditioner:
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        prompt = self._build(style, timbre, request.auto_trim_reference)
+        prompt = self._build(style, timbre, request.auto_trim_reference, style_digest=key[0][1])
         with self._lock:
             self._cache[key] = prompt
             while len(self._cache) > REFERENCE_CACHE_SIZE:
                 self._cache.popitem(last=False)
         return prompt
 
-    def _build(self, style: StyleSource, timbre: list[TimbreClip], auto_trim: bool) -> ReferencePrompt:
-        from studio.models.content_encoder import reference_ssl_input
-
+    def _build(
+        self, style: StyleSource, timbre: list[TimbreClip], auto_trim: bool, *, style_digest: str
+    ) -> ReferencePrompt:
         dev = self.models.device
         loaded: dict[tuple[Path, bool], ReferenceAudio] = {}
 
@@ -130,17 +141,30 @@ class ReferenceConditioner:
         if ref_text[-1] not in SPLIT_MARKS:
             ref_text += "." if style.lang == "en" else "。"
         feats = self._text_features(ref_text, style.lang)
-        with self._lock, torch.inference_mode():
-            ssl = self.models.content_encoder.encode(reference_ssl_input(ref.wav16k).to(dev))  # (1, 768, T_ssl)
-            codes = self.models.sovits.extract_latent(ssl)  # (n_q, 1, T_sem)
         return ReferencePrompt(
-            prompt_tokens=codes[0].long(),  # (1, T_sem)
+            prompt_tokens=self._prompt_tokens(ref, style_digest, auto_trim),  # (1, T_sem)
             prompt_phone_ids=feats.phone_ids,
             prompt_bert=feats.bert,
             specs=specs,
             sv_embeddings=sv,
             weights=weights,
         )
+
+    def _prompt_tokens(self, ref: ReferenceAudio, digest: str, auto_trim: bool) -> torch.Tensor:
+        """The style clip's semantic tokens (1, T_sem): from the disk cache when this clip went through the same
+        content encoder and quantiser before, else HuBERT → ``extract_latent`` (and stored)."""
+        from studio.models.content_encoder import reference_ssl_input
+
+        dev = self.models.device
+        key = prompt_tokens_key(digest, auto_trim, self.models.content_encoder, self.models.sovits, dev)
+        tokens = self.disk_cache.get(key) if key is not None else None
+        if tokens is None:
+            with self._lock, torch.inference_mode():
+                ssl = self.models.content_encoder.encode(reference_ssl_input(ref.wav16k).to(dev))  # (1, 768, T_ssl)
+                tokens = self.models.sovits.extract_latent(ssl)[0].long()  # (n_q, 1, T_sem) → (1, T_sem)
+            if key is not None:
+                self.disk_cache.put(key, tokens)
+        return tokens.to(dev)
 
     def _sv_embeddings(self, clips: list[ReferenceAudio]) -> list[torch.Tensor] | None:
         """One (1, 20480) speaker-verification embedding per timbre clip for a v2Pro/v2ProPlus SoVITS

@@ -14,14 +14,15 @@ Legend: ``H`` hidden size (1024 for the real model), ``T_text`` phones.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
 from studio.errors import CheckpointError, MissingPretrainedError, TextError
 
-__all__ = ["ChineseBertFeatures", "zeros_features", "BERT_FEATURE_DIM"]
+__all__ = ["ChineseBertFeatures", "LazyChineseBert", "zeros_features", "BERT_FEATURE_DIM"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -145,3 +146,55 @@ class ChineseBertFeatures:
         chars = self.char_features(norm_text)  # (n_chars, H)
         repeats = torch.tensor(counts, device=chars.device)
         return chars.repeat_interleave(repeats, dim=0).T  # (H, n_phones)
+
+
+class LazyChineseBert:
+    """The Chinese BERT, loaded when Chinese text first needs it (1.3 GB of fp32 weights that English, Japanese
+    or Korean synthesis never touches).
+
+    Same ``phone_features`` call as :class:`ChineseBertFeatures`. The folder is checked at construction (a
+    missing file is reported with the voice, not with the first Chinese sentence); the model loads once, on the
+    first call, under a lock. ``prepare`` (optional) receives the loaded model first, e.g. to change its precision.
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        *,
+        prepare: Callable[[ChineseBertFeatures], ChineseBertFeatures] | None = None,
+    ) -> None:
+        self.folder = Path(folder)
+        _check_folder(self.folder)
+        self._device, self._dtype, self._prepare = device, dtype, prepare
+        self._features: ChineseBertFeatures | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model has been loaded (false until Chinese text arrived)."""
+        return self._features is not None
+
+    def load(self) -> ChineseBertFeatures:
+        """The loaded model (loads it on the first call; later and concurrent calls get the same one)."""
+        features = self._features
+        if features is None:
+            with self._lock:
+                if self._features is None:
+                    _LOGGER.info("loading the Chinese BERT from %s (first Chinese text)", self.folder)
+                    loaded = ChineseBertFeatures(self.folder, device=self._device, dtype=self._dtype)
+                    self._features = self._prepare(loaded) if self._prepare else loaded
+                features = self._features
+        return features
+
+    @property
+    def dim(self) -> int:
+        return self.load().dim
+
+    def char_features(self, norm_text: str) -> torch.Tensor:
+        return self.load().char_features(norm_text)
+
+    def phone_features(self, norm_text: str, word2ph: Sequence[int]) -> torch.Tensor:
+        """Phone-level features (H, n_phones), as :meth:`ChineseBertFeatures.phone_features`."""
+        return self.load().phone_features(norm_text, word2ph)
