@@ -1,9 +1,10 @@
 """Synthesis use case shared by the CLI, the studio UI and the HTTP API.
 
-Owns the loaded models: the content encoder and Chinese BERT are loaded once per device; one
-:class:`Synthesizer` per (GPT file, SoVITS file) pair is kept in a small LRU cache. Every call is
-serialised per device (one model instance per device), so concurrent requests queue instead of
-mixing state.
+Owns the loaded models: the content encoder is loaded once per device, the Chinese BERT once per device when
+Chinese text first arrives; one :class:`Synthesizer` per (GPT file, SoVITS file) pair is kept in a small LRU
+cache. GPT and SoVITS weights are read through their memory-mapped weights cache (``weights_cache=False``
+reads the original files every time). Every call is serialised per device (one model instance per
+device), so concurrent requests queue instead of mixing state.
 """
 
 from __future__ import annotations
@@ -35,11 +36,13 @@ class SynthesisService:
         device: str | None = None,
         hubert_dir: Path | None = None,
         bert_dir: Path | None = None,
+        weights_cache: bool = True,
     ) -> None:
         self.pretrained = pretrained or PretrainedAssets()
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.hubert_dir = Path(hubert_dir) if hubert_dir else self.pretrained.hubert_dir
         self.bert_dir = Path(bert_dir) if bert_dir else self.pretrained.bert_dir
+        self.weights_cache = weights_cache  # see studio.models.weights_cache
         self._lock = threading.Lock()
         self._encoders: tuple[object, object | None] | None = None
         self._verifier: object | None = None  # SpeakerVerifier, loaded with the first v2Pro/v2ProPlus voice
@@ -67,13 +70,13 @@ class SynthesisService:
 
     def _shared_encoders(self) -> tuple[object, object | None]:
         from studio.models.content_encoder import ContentEncoder
-        from studio.models.text_features import ChineseBertFeatures
+        from studio.models.text_features import LazyChineseBert
 
         if self._encoders is None:
             hubert = ContentEncoder(self.hubert_dir, device=self.device)
             bert = None
             if self.bert_dir.exists():
-                bert = ChineseBertFeatures(self.bert_dir, device=self.device)
+                bert = LazyChineseBert(self.bert_dir, device=self.device)  # loads with the first Chinese text
             else:
                 _LOGGER.warning("Chinese BERT folder %s not found: Chinese text gets zero features", self.bert_dir)
             self._encoders = (hubert, bert)
@@ -92,8 +95,8 @@ class SynthesisService:
                 self._voices.move_to_end(key)
                 return self._voices[key]
             hubert, bert = self._shared_encoders()
-            gpt, _, _ = load_text2semantic(voice.gpt_path)
-            sovits, config, _, version = load_sovits(voice.sovits_path)
+            gpt, _, _ = load_text2semantic(voice.gpt_path, cache=self.weights_cache)
+            sovits, config, _, version = load_sovits(voice.sovits_path, cache=self.weights_cache)
             verifier = self._speaker_verifier() if config.uses_speaker_verification else None
             synth = Synthesizer(
                 EngineModels(
