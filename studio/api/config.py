@@ -12,6 +12,7 @@ from studio.workspace import default_workspace_root
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9880
 DEFAULT_QUEUE_SIZE = 16
+DEFAULT_MAX_BATCH = 8  # requests synthesised at once; their GPT stages share one decoding batch
 MAX_TEXT_CHARS = 4096  # the longest ``text``/``input`` a request may send (OpenAI's own limit)
 MAX_BODY_BYTES = 1 << 20  # a request body larger than this is refused with 413
 
@@ -24,7 +25,9 @@ class ServerSettings:
       transcript become the default reference. Otherwise ``gpt_path``/``sovits_path`` (or the base models) are
       used and the default reference comes from ``ref_audio``/``ref_text``/``ref_lang`` or ``/set_refer_audio``.
     * ``allow_dirs``: folders besides the workspace and ``pretrained/`` whose files requests may name.
-    * ``queue_size``: how many requests may wait behind the one being synthesised; more get a 503.
+    * ``queue_size``: how many requests may wait behind the ones being synthesised; more get a 503.
+    * ``max_batch``: how many requests are synthesised at once; their GPT stages are decoded together in one
+      batch that sentences join and leave at every step (``studio.inference.batching``). 1 = one at a time.
     * ``max_tokens_per_sentence``: a cap on semantic tokens per sentence (1500 = upstream's; lower it for
       untrained or tiny models that never say "stop").
     * ``api_key``: the key the user gave (``--api-key``/``$STUDIO_API_KEY``): every route then needs it.
@@ -55,6 +58,7 @@ class ServerSettings:
     max_body_bytes: int = MAX_BODY_BYTES
     allow_dirs: tuple[Path, ...] = ()
     queue_size: int = DEFAULT_QUEUE_SIZE
+    max_batch: int = DEFAULT_MAX_BATCH
     device: str | None = None
     max_tokens_per_sentence: int = 1500
     length_retries: int = 0
@@ -66,6 +70,8 @@ class ServerSettings:
         self.allow_dirs = tuple(Path(p).expanduser() for p in self.allow_dirs)
         if self.queue_size < 0:
             raise StudioError(f"The queue size must be 0 or more (got {self.queue_size}).")
+        if not 1 <= self.max_batch <= 64:
+            raise StudioError(f"The batch size must be between 1 and 64 (got {self.max_batch}).")
         if self.api_key:
             self.control_key = self.api_key
         elif not self.control_key:

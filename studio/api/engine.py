@@ -16,7 +16,9 @@ from pathlib import Path
 from studio.api.config import ServerSettings
 from studio.api.queue import InferenceQueue, Job, QueueFullError
 from studio.api.security import ApiError, ApiKeyCheck, PathGuard
+from studio.inference.batching import TokenBatcher
 from studio.inference.requests import OUTPUT_SAMPLE_RATE, AudioChunk, SynthesisRequest
+from studio.inference.synthesizer import Synthesizer
 from studio.pretrained import PretrainedAssets
 from studio.services.pronunciations import PronunciationService
 from studio.services.synthesis import SynthesisService, VoiceModels
@@ -68,7 +70,9 @@ class ApiEngine:
             "(or 'X-API-Key: <key>'). The key is printed when the server starts and kept in "
             f"{settings.workspace / 'config' / 'api_key'} unless --api-key or $STUDIO_API_KEY set one.",
         )
-        self.queue = InferenceQueue(settings.queue_size, name=str(self.service.device))
+        self.queue = InferenceQueue(settings.queue_size, name=str(self.service.device), max_running=settings.max_batch)
+        # Concurrent requests decode their GPT stage in shared batches (continuous batching); 1 = one at a time.
+        self.batcher = TokenBatcher(settings.max_batch) if settings.max_batch > 1 else None
         self.version = "v2"
         self.sample_rate = OUTPUT_SAMPLE_RATE
         self._lock = threading.Lock()
@@ -105,7 +109,13 @@ class ApiEngine:
         """Start the worker; with ``settings.preload`` also load the current voice (fails early on bad files)."""
         self.queue.start()
         if self.settings.preload:
-            self.version = self.service.synthesizer(self.current.models).models.version
+            self.version = self.synthesizer(self.current.models).models.version
+
+    def synthesizer(self, models: VoiceModels) -> Synthesizer:
+        """The service's loaded synthesizer for ``models``, joined to this server's decoding batches."""
+        synth = self.service.synthesizer(models)
+        synth.batcher = self.batcher
+        return synth
 
     def close(self) -> None:
         self.queue.stop()
@@ -122,25 +132,26 @@ class ApiEngine:
             request = replace(request, lexicon=self.pronunciations.lexicon())
 
         def work() -> Iterator[AudioChunk]:
-            return self.service.synthesizer(models).stream(request)
+            return self.synthesizer(models).stream(request)
 
         return self._submit(work)
 
-    def _submit(self, work) -> Job:
+    def _submit(self, work, *, exclusive: bool = False) -> Job:
         try:
-            return self.queue.submit(work)
+            return self.queue.submit(work, exclusive=exclusive)
         except QueueFullError as exc:
             raise ApiError(503, str(exc)) from exc
 
     async def swap_models(self, *, gpt: Path | None = None, sovits: Path | None = None) -> None:
-        """Load a new GPT and/or SoVITS file (in the queue, so no request runs meanwhile) and make it current."""
+        """Load a new GPT and/or SoVITS file (an exclusive job of the queue: no request runs meanwhile), make it
+        current."""
         old = self.current.models
         models = VoiceModels(gpt or old.gpt_path, sovits or old.sovits_path)
 
         def work() -> Iterator[str]:
-            yield self.service.synthesizer(models).models.version
+            yield self.synthesizer(models).models.version
 
-        version = await self._submit(work).next()
+        version = await self._submit(work, exclusive=True).next()
         with self._lock:
             self.version = version
             self.current = replace(self.current, models=models)
@@ -154,6 +165,6 @@ class ApiEngine:
                 forget()
             else:  # until SynthesisService grows forget_loaded(): empty its voice cache
                 self.service.forget_loaded()
-            yield self.service.synthesizer(self.current.models).models.version
+            yield self.synthesizer(self.current.models).models.version
 
-        self.version = await self._submit(work).next()
+        self.version = await self._submit(work, exclusive=True).next()

@@ -1,10 +1,11 @@
-"""The inference queue: one worker thread per device runs requests one at a time, in arrival order.
+"""The inference queue: worker threads per device run requests in arrival order, up to ``max_running`` at once.
 
 A request is a *job*: a function returning an iterator (e.g. ``Synthesizer.stream``). The worker pulls the
 items out of it and hands each one to the waiting HTTP handler through that job's own asyncio queue, so a
 response only ever receives what its own job produced. At most ``max_waiting`` jobs wait behind the running
-one; :meth:`InferenceQueue.submit` refuses more with :class:`QueueFullError` (the API answers 503).
-A client that goes away cancels its job: a waiting job is skipped, a running one stops after the item it is on.
+ones; :meth:`InferenceQueue.submit` refuses more with :class:`QueueFullError` (the API answers 503).
+A client that goes away cancels its job: a waiting job is skipped, a running one stops after the item it is on
+(or, while its sentence is decoded in a shared GPT batch, at the next decoding step).
 :func:`cancel_on_disconnect` is how a handler notices that while it waits (streaming responses notice it
 themselves: Starlette stops their body, whose ``finally`` cancels the job).
 """
@@ -13,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from studio.errors import StudioError
+from studio.inference.batching import cancellation
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class Job:
         self._items: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._cancelled = threading.Event()
         self._finished = False
+        self.exclusive = False  # runs alone (see InferenceQueue)
 
     # -- worker side (any thread)
     def _emit(self, kind: str, value: Any = None) -> None:
@@ -108,69 +111,94 @@ async def cancel_on_disconnect(
 
 
 class InferenceQueue:
-    """A bounded FIFO of jobs served by one worker thread (one model instance per device)."""
+    """A bounded FIFO of jobs served by up to ``max_running`` worker threads (one model instance per device).
 
-    def __init__(self, max_waiting: int = 16, *, name: str = "cpu") -> None:
+    With ``max_running`` > 1 several jobs run at once, so their GPT stages meet in the shared decoding batch
+    (``studio.inference.batching``); jobs still start in arrival order. An ``exclusive`` job (loading other
+    models) starts only when nothing else runs, and nothing starts while it runs.
+    """
+
+    def __init__(self, max_waiting: int = 16, *, name: str = "cpu", max_running: int = 1) -> None:
+        if max_running < 1:
+            raise ValueError(f"max_running must be ≥ 1, got {max_running}")
         self.max_waiting = max_waiting
+        self.max_running = max_running
         self.name = name
-        self._jobs: queue.Queue[Job | None] = queue.Queue()
-        self._lock = threading.Lock()
-        self._waiting = 0
-        self._busy = False
-        self._thread: threading.Thread | None = None
+        self._jobs: deque[Job] = deque()
+        self._cond = threading.Condition()
+        self._running = 0
+        self._exclusive = False  # an exclusive job is running
+        self._stopping = False
+        self._threads: list[threading.Thread] = []
 
     @property
     def waiting(self) -> int:
-        return self._waiting
+        """Jobs accepted but not started (cancelled ones included until a worker skips them)."""
+        return len(self._jobs)
 
     @property
     def busy(self) -> bool:
-        return self._busy
+        return self._running > 0
+
+    @property
+    def running(self) -> int:
+        return self._running
 
     def start(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._serve, name=f"inference-{self.name}", daemon=True)
-            self._thread.start()
+        with self._cond:
+            self._stopping = False
+            self._threads = [t for t in self._threads if t.is_alive()]
+            for i in range(len(self._threads), self.max_running):
+                thread = threading.Thread(target=self._serve, name=f"inference-{self.name}-{i}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Let the running job finish, drop the waiting ones, and end the worker."""
-        thread = self._thread
-        if thread is None:
-            return
-        while True:
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None:
-                job._emit(_ERROR, StudioError("The server is shutting down."))
-        self._jobs.put(None)
-        thread.join(timeout)
-        self._thread = None
+        """Let the running jobs finish, drop the waiting ones, and end the workers."""
+        with self._cond:
+            dropped, self._jobs = list(self._jobs), deque()
+            self._stopping = True
+            self._cond.notify_all()
+            threads, self._threads = self._threads, []
+        for job in dropped:
+            job._emit(_ERROR, StudioError("The server is shutting down."))
+        for thread in threads:
+            thread.join(timeout)
 
-    def submit(self, work: Callable[[], Iterator[Any]]) -> Job:
+    def submit(self, work: Callable[[], Iterator[Any]], *, exclusive: bool = False) -> Job:
         """Queue ``work``; must be called from the event loop that will read the job's items."""
         self.start()
-        with self._lock:
-            if self._waiting >= self.max_waiting and (self._busy or self._waiting > 0):
+        with self._cond:
+            free_workers = 0 if self._exclusive else max(0, self.max_running - self._running)
+            if len(self._jobs) - free_workers >= self.max_waiting and (self._running or self._jobs):
                 raise QueueFullError(
-                    f"The server is busy: {self._waiting} request(s) are already waiting (queue size "
+                    f"The server is busy: {len(self._jobs)} request(s) are already waiting (queue size "
                     f"{self.max_waiting}).",
                     hint="Try again in a moment, or start the server with a larger --queue-size.",
                 )
-            self._waiting += 1
-        job = Job(work, asyncio.get_running_loop())
-        self._jobs.put(job)
+            job = Job(work, asyncio.get_running_loop())
+            job.exclusive = exclusive
+            self._jobs.append(job)
+            self._cond.notify_all()
         return job
+
+    def _can_start(self) -> bool:
+        """Whether the first waiting job may start now. Holds ``_cond``."""
+        if not self._jobs or self._exclusive:
+            return False
+        if self._jobs[0].exclusive:
+            return self._running == 0
+        return self._running < self.max_running
 
     def _serve(self) -> None:
         while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            with self._lock:
-                self._waiting -= 1
-                self._busy = True
+            with self._cond:
+                self._cond.wait_for(lambda: self._stopping or self._can_start())
+                if self._stopping:
+                    return
+                job = self._jobs.popleft()
+                self._running += 1
+                self._exclusive = job.exclusive
             ending: tuple[str, Any] = (_END, None)
             try:
                 if not job.cancelled:
@@ -178,20 +206,24 @@ class InferenceQueue:
             finally:
                 # The queue is free again *before* the job's last word reaches its client, so a client that
                 # has its answer never sees the server still busy with it.
-                with self._lock:
-                    self._busy = False
+                with self._cond:
+                    self._running -= 1
+                    self._exclusive = False
+                    self._cond.notify_all()
                 job._emit(*ending)
 
     @staticmethod
     def _run(job: Job) -> tuple[str, Any]:
-        """Run ``job``, handing each item over as it comes; returns the job's closing event."""
+        """Run ``job``, handing each item over as it comes; returns the job's closing event. While it runs, the
+        job's GPT stages in a shared decoding batch stop as soon as the job is cancelled."""
         items = None
         try:
-            items = job.work()
-            for item in items:
-                job._emit(_ITEM, item)
-                if job.cancelled:
-                    break
+            with cancellation(lambda: job.cancelled):
+                items = job.work()
+                for item in items:
+                    job._emit(_ITEM, item)
+                    if job.cancelled:
+                        break
         except BaseException as exc:  # handed to the request that caused it; the worker lives on
             if not isinstance(exc, StudioError):
                 _LOGGER.exception("synthesis job failed")

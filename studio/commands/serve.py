@@ -71,6 +71,14 @@ def add_parser(subparsers) -> None:
         default=16,
         help="requests that may wait; more get 503 (default: 16)",
     )
+    p.add_argument(
+        "--max-batch",
+        type=ranged(int, 1, 64, "the batch size"),
+        default=8,
+        metavar="N",
+        help="requests synthesised at once, their GPT stages decoded in one shared batch (default: 8; 1 = one "
+        "at a time)",
+    )
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--max-tokens", type=int, default=1500, help="cap on semantic tokens per sentence (default 1500)")
     p.add_argument(
@@ -108,6 +116,7 @@ def settings_from_args(args: argparse.Namespace):
         "max_text_chars": args.max_text_chars,
         "allow_dirs": tuple(args.allow_dir),
         "queue_size": args.queue_size,
+        "max_batch": args.max_batch,
         "device": args.device,
         "max_tokens_per_sentence": args.max_tokens,
         "length_retries": args.length_retries,

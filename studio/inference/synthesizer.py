@@ -7,6 +7,8 @@ Ladder of stages, each callable on its own (style habit 8):
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import random
 import threading
@@ -67,6 +69,10 @@ class Synthesizer:
     per instance and keyed by file content, so concurrent callers never get each other's voice.
     """
 
+    # A studio.inference.batching.TokenBatcher: when set, the GPT stage joins the shared decoding batch of the
+    # model (it takes the lock per step itself) instead of decoding alone under the lock.
+    batcher = None
+
     def __init__(self, models: EngineModels) -> None:
         self.models = models
         self._lock = threading.RLock()
@@ -117,8 +123,10 @@ class Synthesizer:
         dev = self.models.device
         phone_ids = prompt.prompt_phone_ids + feats.phone_ids
         bert = feats.bert if prompt.prompt_bert is None else torch.cat([prompt.prompt_bert, feats.bert], dim=1)
-        with self._lock, torch.inference_mode():
-            result = generate_semantic(
+        batched = self.batcher is not None  # the batcher takes the lock per decoding step itself
+        decode = functools.partial(self.batcher.generate, lock=self._lock) if batched else generate_semantic
+        with contextlib.nullcontext() if batched else self._lock, torch.inference_mode():
+            result = decode(
                 self.models.gpt,
                 torch.tensor([phone_ids], dtype=torch.long, device=dev),
                 bert.unsqueeze(0).to(dev),

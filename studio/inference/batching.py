@@ -1,0 +1,192 @@
+"""The GPT stage of many concurrent requests, decoded in shared batches (continuous batching).
+
+Why: a request thread that decodes its sentence alone reads every GPT weight for each token; when several
+requests are in flight, :class:`TokenBatcher` lets their sentences meet in one
+:class:`~studio.models.batch_decode.ContinuousDecoder` per GPT model object, which rows join and leave at every
+step. Different voices are different model objects and cannot share a batch: each model gets its own batch and
+the decoding thread steps them in turn.
+
+Threads: a request thread calls :meth:`TokenBatcher.generate` and waits; one decoding thread (started on demand,
+ended when idle) prefills joining rows and steps the batches, holding the model's lock (``Synthesizer._lock``)
+for one step at a time only, so the SoVITS decodes of other requests interleave with the GPT steps.
+
+Cancellation: a request thread may name a check (:func:`cancellation`, e.g. "has the HTTP client gone?"); the
+decoding thread looks at it every step and takes a cancelled row out of its batch without disturbing the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+
+from studio.errors import StudioError
+from studio.models.batch_decode import ContinuousDecoder, DecodeRow, make_row
+from studio.models.generate import GenerationResult
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_MAX_ROWS = 8
+IDLE_EXIT_S = 5.0  # the decoding thread ends after this long without work (a new request restarts it)
+
+_local = threading.local()
+
+
+class GenerationCancelled(StudioError):
+    """The request was cancelled while its sentence was being decoded."""
+
+
+@contextmanager
+def cancellation(check: Callable[[], bool]) -> Iterator[None]:
+    """While the block runs, this thread's GPT stages stop as soon as ``check()`` is True (see module doc)."""
+    previous = getattr(_local, "check", None)
+    _local.check = check
+    try:
+        yield
+    finally:
+        _local.check = previous
+
+
+@dataclass
+class _Ticket:
+    """One sentence's request for tokens, from the waiting thread's side."""
+
+    row: DecodeRow
+    cancelled: Callable[[], bool] | None
+    done: threading.Event = field(default_factory=threading.Event)
+    result: GenerationResult | None = None
+    error: BaseException | None = None
+
+    def finish(self, result: GenerationResult | None = None, error: BaseException | None = None) -> None:
+        self.result, self.error = result, error
+        self.done.set()
+
+
+@dataclass
+class BatchStats:
+    """What the batcher has done so far: decoding steps, the most rows one step carried, rows cancelled."""
+
+    steps: int = 0
+    peak_rows: int = 0
+    cancelled: int = 0
+
+
+@dataclass
+class _Group:
+    """The batch of one GPT model object and the lock that guards that model."""
+
+    decoder: ContinuousDecoder
+    lock: object  # threading.RLock of the Synthesizer that owns the model
+    waiting: list[_Ticket] = field(default_factory=list)
+    running: list[_Ticket] = field(default_factory=list)
+
+
+class TokenBatcher:
+    """Decodes the GPT stage of concurrent requests together; at most ``max_rows`` rows per batch."""
+
+    def __init__(self, max_rows: int = DEFAULT_MAX_ROWS) -> None:
+        if max_rows < 1:
+            raise ValueError(f"max_rows must be ≥ 1, got {max_rows}")
+        self.max_rows = max_rows
+        self._cond = threading.Condition()
+        self._groups: dict[int, _Group] = {}  # id(model) → its batch
+        self._thread: threading.Thread | None = None
+        self.stats = BatchStats()
+
+    def generate(self, model: torch.nn.Module, *args, lock: object, **kwargs) -> GenerationResult:
+        """What :func:`studio.models.generate.generate_semantic` (same arguments after ``model``) returns, decoded
+        in the model's shared batch. ``lock`` guards the model (held per step). Raises
+        :class:`GenerationCancelled` when this thread's :func:`cancellation` check fires meanwhile."""
+        ticket = _Ticket(make_row(model, *args, **kwargs), getattr(_local, "check", None))
+        with self._cond:
+            group = self._groups.get(id(model))
+            if group is None:
+                group = self._groups[id(model)] = _Group(ContinuousDecoder(model), lock)
+            group.waiting.append(ticket)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="gpt-batch", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+        ticket.done.wait()
+        if ticket.error is not None:
+            raise ticket.error
+        assert ticket.result is not None
+        return ticket.result
+
+    @property
+    def rows(self) -> int:
+        """Rows being decoded or waiting to join, over every model (for status pages and tests)."""
+        with self._cond:
+            return sum(len(g.waiting) + len(g.running) for g in self._groups.values())
+
+    # ------------------------------------------------------------------------------------------ decoding thread
+
+    def _serve(self) -> None:
+        while True:
+            with self._cond:
+                groups = self._next_groups()
+                if not groups:
+                    return
+            for group in groups:
+                self._step(group)
+
+    def _next_groups(self) -> list[_Group]:
+        """The batches with work (waiting up to IDLE_EXIT_S for some); forgets idle ones. Holds ``_cond``."""
+        busy = lambda: [g for g in self._groups.values() if g.waiting or g.running]  # noqa: E731
+        if not busy():
+            self._cond.wait_for(lambda: bool(busy()), timeout=IDLE_EXIT_S)
+        groups = busy()
+        if not groups:
+            self._groups.clear()
+            self._thread = None
+        return groups
+
+    def _step(self, group: _Group) -> None:
+        """Admit waiting rows, drop cancelled ones and advance the batch by one token, under the model's lock."""
+        with self._cond:
+            free = max(0, self.max_rows - len(group.running))
+            joining, group.waiting = group.waiting[:free], group.waiting[free:]
+        gone = [t for t in group.running if t.cancelled is not None and t.cancelled()]
+        try:
+            with group.lock, torch.inference_mode():
+                if gone:
+                    group.decoder.leave([t.row for t in gone])
+                for ticket in joining:
+                    self._join(group, ticket)
+                self.stats.steps += 1
+                self.stats.peak_rows = max(self.stats.peak_rows, len(group.decoder))
+                finished = group.decoder.step()
+        except Exception as exc:  # a broken step fails its batch, not the server
+            _LOGGER.exception("GPT batch step failed")
+            failed = group.running + [t for t in joining if not t.done.is_set()]
+            group.decoder = ContinuousDecoder(group.decoder.model)
+            with self._cond:
+                group.running = []
+            for ticket in failed:
+                ticket.finish(error=exc)
+            return
+        self.stats.cancelled += len(gone)
+        for ticket in gone:
+            ticket.finish(error=GenerationCancelled("The request was cancelled."))
+        left = {id(row) for row in finished} | {id(t.row) for t in gone}
+        with self._cond:
+            group.running = [t for t in group.running if id(t.row) not in left]
+        for row in finished:
+            row.tag.finish(row.result)
+
+    @staticmethod
+    def _join(group: _Group, ticket: _Ticket) -> None:
+        if ticket.cancelled is not None and ticket.cancelled():
+            ticket.finish(error=GenerationCancelled("The request was cancelled."))
+            return
+        ticket.row.tag = ticket
+        try:
+            group.decoder.join(ticket.row)
+        except Exception as exc:  # this sentence cannot be prefilled (e.g. too long): only its request fails
+            ticket.finish(error=exc)
+            return
+        group.running.append(ticket)
