@@ -45,6 +45,7 @@ _LOGGER = logging.getLogger(__name__)
 
 BUCKETS = (256, 512, 1024, 2048)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+CAPTURE_AFTER = 2  # eager steps of a slot before its step is captured
 ENV_SWITCH = "STUDIO_STATIC_DECODE"  # auto | on | off: overrides every model's ``use`` (an escape hatch)
 
 
@@ -96,10 +97,7 @@ def static_decoder(model: Text2SemanticModel) -> StaticDecoder | None:
 
 def bucket_for(n_positions: int, buckets: tuple[int, ...]) -> int:
     """The smallest bucket holding ``n_positions`` (beyond the largest: the largest, doubled until it fits)."""
-    for b in buckets:
-        if b >= n_positions:
-            return b
-    size = buckets[-1]
+    size = next((b for b in buckets if b >= n_positions), buckets[-1])
     while size < n_positions:
         size *= 2
     return size
@@ -143,6 +141,7 @@ class _Slot:
         self.table = model.ar_audio_position.table  # (≥ L, D); held, so a captured graph's rows stay alive
         self.graph: CudaGraphStep | None = None
         self.eager = device.type != "cuda"  # set too when graphs are off or a capture failed
+        self.eager_steps = 0  # a slot is captured at its CAPTURE_AFTER-th step: short-lived shapes never are
         self.owner: weakref.ref | None = None
 
     batch = property(lambda self: self.key[0])
@@ -171,7 +170,7 @@ class _BucketCache:
         return s.k[layer], s.v[layer]  # (B, H, L, Dh)
 
     def advance(self, n: int) -> None:  # the decoder keeps the length on the host
-        pass
+        return None
 
 
 def run_step(model: Text2SemanticModel, slot: _Slot) -> None:
@@ -249,8 +248,10 @@ class _Engine:
         return slot
 
     def run(self, model: Text2SemanticModel, slot: _Slot) -> None:
-        """The step over ``slot``: replayed from its graph on CUDA (captured on first use), eager elsewhere."""
-        if slot.graph is None and not slot.eager:
+        """The step over ``slot``: replayed from its graph on CUDA (captured once the slot has stepped
+        ``CAPTURE_AFTER`` times: a batch that shrinks near its end does not pay a capture per size), else eager."""
+        slot.eager_steps += slot.graph is None
+        if slot.graph is None and not slot.eager and slot.eager_steps > CAPTURE_AFTER:
             try:
                 with _CAPTURE_LOCK:  # one capture at a time per process (threads of a server)
                     slot.graph = CudaGraphStep(lambda: run_step(model, slot))
@@ -304,8 +305,7 @@ class StaticDecoder:
         self.kv_dtype = getattr(model, "kv_dtype", None) or self.dtype
         self.fell_back = False  # True once a 16-bit step gave NaN/inf and the sequence went on in fp32
         self.slot: _Slot | None = None
-        self.length = 0  # cache columns filled (text + semantic positions)
-        self.n_text = 0
+        self.length = self.n_text = 0  # cache columns filled (text + semantic positions); text columns
         # what an fp32 redo needs (16-bit steps only): the prefill inputs and every token fed since
         self._redo: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
         self._fed: list[torch.Tensor] = []
