@@ -200,6 +200,7 @@ def _load_cached(path: Path, device: torch.device | str, dtype: torch.dtype) -> 
     hit = weights_cache.write_cache(path, CACHE_KIND, tensors, parsed.record())
     if hit is None:
         return _build(path, parsed, device, dtype)
+    del parsed, tensors  # the file-backed copy replaces them: free the in-memory ones before building
     return _build(path, _from_cache(path, hit), device, dtype, assign=True)
 
 

@@ -251,6 +251,7 @@ def _load_cached(path: Path, device: str | torch.device) -> LoadedSoVITS:
     hit = weights_cache.write_cache(path, CACHE_KIND, weights, parsed.record())
     if hit is None:
         return _assemble(path, parsed, device)
+    del parsed, weights  # the file-backed copy replaces them: free the in-memory ones before building
     return _assemble(path, _from_cache(hit), device, source=hit.path)
 
 
