@@ -21,6 +21,7 @@ class StudioSettings:
     workspace: Path = field(default_factory=default_workspace_dir)
     pretrained: Path = field(default_factory=default_pretrained_dir)
     device: str | None = None  # None → default_device() when first needed
+    precision: str = "auto"  # inference precision: auto | fp32 | bf16 | int8 (Models & Settings)
 
     def resolved_device(self) -> str:
         return self.device or default_device()

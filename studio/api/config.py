@@ -60,6 +60,7 @@ class ServerSettings:
     queue_size: int = DEFAULT_QUEUE_SIZE
     max_batch: int = DEFAULT_MAX_BATCH
     device: str | None = None
+    precision: str = "auto"  # auto | fp32 | bf16 | int8 (studio.inference.precision_choice)
     max_tokens_per_sentence: int = 1500
     length_retries: int = 0
     preload: bool = True

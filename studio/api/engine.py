@@ -54,6 +54,7 @@ class ApiEngine:
         self.service = service or SynthesisService(
             PretrainedAssets(settings.pretrained),
             device=settings.device,
+            precision=settings.precision,
             hubert_dir=settings.hubert_dir,
             bert_dir=settings.bert_dir,
         )

@@ -80,6 +80,13 @@ def add_parser(subparsers) -> None:
         "at a time)",
     )
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "int8"),
+        default="auto",
+        help="inference precision: fp32 = exact; bf16/int8 = lighter weights, faster where this CPU gains from them; "
+        "auto (default) = the fastest mode that passes the quality checks on this machine",
+    )
     p.add_argument("--max-tokens", type=int, default=1500, help="cap on semantic tokens per sentence (default 1500)")
     p.add_argument(
         "--length-retries",
@@ -118,6 +125,7 @@ def settings_from_args(args: argparse.Namespace):
         "queue_size": args.queue_size,
         "max_batch": args.max_batch,
         "device": args.device,
+        "precision": args.precision,
         "max_tokens_per_sentence": args.max_tokens,
         "length_retries": args.length_retries,
         "hubert_dir": args.hubert_dir,

@@ -35,6 +35,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--gpt", type=Path, default=None, help="GPT weights (.ckpt); default: the base model")
     p.add_argument("--sovits", type=Path, default=None, help="SoVITS weights (.pth); default: the base model")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "int8"),
+        default="auto",
+        help="inference precision: fp32 = exact; bf16/int8 = lighter weights, faster where this CPU gains from them; "
+        "auto (default) = the fastest mode that passes the quality checks on this machine",
+    )
     p.add_argument("--top-k", type=int, default=15)
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--temperature", type=float, default=1.0)
@@ -79,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     out_format = format_for_path(str(args.out))  # an unknown extension is refused before any work
     assets = PretrainedAssets(args.pretrained) if args.pretrained else PretrainedAssets()
     transcriber = _subtitle_transcriber(args, assets) if args.subtitles else None  # a missing model: before work
-    service = SynthesisService(assets, device=args.device)
+    service = SynthesisService(assets, device=args.device, precision=args.precision)
     ref, ref_text, ref_lang = args.ref, args.ref_text, args.ref_lang
     voice, voice_clips = None, None
     if args.voice:

@@ -55,6 +55,7 @@ class EngineModels:
     version: str = "v2"  # the SoVITS file's version: v1, v2, v2Pro or v2ProPlus (the text front end follows it)
     device: torch.device = torch.device("cpu")
     speaker_verifier: object | None = None  # studio.models.speaker_verification.SpeakerVerifier (v2Pro/v2ProPlus)
+    precision: object | None = None  # studio.models.precision.PrecisionPlan the models were converted to
 
     @property
     def needs_speaker_verification(self) -> bool:

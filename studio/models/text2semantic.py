@@ -186,10 +186,10 @@ class SelfAttention(nn.Module):
         q, k, v = self.qkv(x).chunk(3, dim=-1)
         q, k, v = (t.view(B, T, self.n_head, D // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, Dh)
         if cache is not None:
-            k, v = cache.write(layer, k, v)  # (B, H, S, Dh)
+            k, v = cache.write(layer, k, v)  # (B, H, S, Dh), in the cache's dtype (bf16 in light precisions)
         p = self.dropout if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)  # (B, H, T, Dh)
-        return self.out_proj(out.transpose(1, 2).reshape(B, T, D))
+        out = F.scaled_dot_product_attention(q.to(k.dtype), k, v, attn_mask=allowed, dropout_p=p)  # (B, H, T, Dh)
+        return self.out_proj(out.to(x.dtype).transpose(1, 2).reshape(B, T, D))
 
 
 class DecoderLayer(nn.Module):

@@ -51,6 +51,21 @@ class Studio:
         self.__dict__.pop("takes", None)
         return path
 
+    def set_precision(self, mode: str) -> str:
+        """Use ``mode`` (auto | fp32 | bf16 | int8) from the next synthesis on; loaded voices are dropped."""
+        from studio.errors import StudioError
+        from studio.models.precision import check_mode
+
+        try:
+            mode = check_mode(mode, allow_auto=True)
+        except ValueError as exc:
+            raise StudioError(str(exc)) from None
+        if mode != self.settings.precision:
+            self.settings.precision = mode
+            self.__dict__.pop("synthesis", None)
+            self.__dict__.pop("takes", None)
+        return mode
+
     @cached_property
     def device(self) -> str:
         return self.settings.resolved_device()
@@ -60,7 +75,11 @@ class Studio:
         from studio.services.synthesis import SynthesisService
 
         return SynthesisService(
-            self.pretrained, device=self.device, hubert_dir=self._hubert_dir, bert_dir=self._bert_dir
+            self.pretrained,
+            device=self.device,
+            hubert_dir=self._hubert_dir,
+            bert_dir=self._bert_dir,
+            precision=self.settings.precision,
         )
 
     @cached_property

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from studio.inference.precision_choice import apply_plan
 from studio.inference.requests import SynthesisRequest, SynthesisResult
 from studio.inference.synthesizer import EngineModels, Synthesizer
 from studio.pretrained import PretrainedAssets, missing_error
@@ -37,12 +38,17 @@ class SynthesisService:
         hubert_dir: Path | None = None,
         bert_dir: Path | None = None,
         weights_cache: bool = True,
+        precision: str = "auto",
     ) -> None:
         self.pretrained = pretrained or PretrainedAssets()
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.hubert_dir = Path(hubert_dir) if hubert_dir else self.pretrained.hubert_dir
         self.bert_dir = Path(bert_dir) if bert_dir else self.pretrained.bert_dir
         self.weights_cache = weights_cache  # see studio.models.weights_cache
+        from studio.models.precision import check_mode
+
+        self.precision = check_mode(precision, allow_auto=True)  # see studio.inference.precision_choice
+        self._plan = None
         self._lock = threading.Lock()
         self._encoders: tuple[object, object | None] | None = None
         self._verifier: object | None = None  # SpeakerVerifier, loaded with the first v2Pro/v2ProPlus voice
@@ -76,7 +82,9 @@ class SynthesisService:
             hubert = ContentEncoder(self.hubert_dir, device=self.device)
             bert = None
             if self.bert_dir.exists():
-                bert = LazyChineseBert(self.bert_dir, device=self.device)  # loads with the first Chinese text
+                bert = LazyChineseBert(
+                    self.bert_dir, device=self.device, prepare=self._bert_precision
+                )  # loads with the first Chinese text
             else:
                 _LOGGER.warning("Chinese BERT folder %s not found: Chinese text gets zero features", self.bert_dir)
             self._encoders = (hubert, bert)
@@ -98,10 +106,15 @@ class SynthesisService:
             gpt, _, _ = load_text2semantic(voice.gpt_path, cache=self.weights_cache)
             sovits, config, _, version = load_sovits(voice.sovits_path, cache=self.weights_cache)
             verifier = self._speaker_verifier() if config.uses_speaker_verification else None
+            gpt, sovits = gpt.to(self.device).eval(), sovits.to(self.device).eval()
+            plan, reload_gpt = apply_plan(gpt, sovits, self.precision_plan())
+            if reload_gpt:
+                gpt = load_text2semantic(voice.gpt_path, cache=self.weights_cache)[0].to(self.device).eval()
             synth = Synthesizer(
                 EngineModels(
-                    gpt=gpt.to(self.device).eval(),
-                    sovits=sovits.to(self.device).eval(),
+                    gpt=gpt,
+                    sovits=sovits,
+                    precision=plan,
                     content_encoder=hubert,
                     bert=bert,
                     version=version,
@@ -113,6 +126,21 @@ class SynthesisService:
             while len(self._voices) > MAX_LOADED_VOICES:
                 self._voices.popitem(last=False)
             return synth
+
+    def _bert_precision(self, features):
+        """The loaded Chinese BERT's linears in the plan's precision (fp32 leaves it as loaded)."""
+        from studio.models.precision import convert_linears
+
+        convert_linears(features.model, self.precision_plan().bert)
+        return features
+
+    def precision_plan(self):
+        """What each part runs in (``precision='auto'`` measures this machine once; see precision_choice)."""
+        from studio.inference.precision_choice import resolve_plan
+
+        if self._plan is None:
+            self._plan = resolve_plan(self.precision, self.device)
+        return self._plan
 
     def _speaker_verifier(self) -> object:
         """The speaker-verification model v2Pro/v2ProPlus voices need (loaded once per device); a missing file

@@ -68,6 +68,9 @@ class Generator(nn.Module):
 
     def forward(self, x: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, C_in, T), g (B, G, 1) -> wav (B, 1, T·prod(upsample_rates)) in [-1, 1]."""
+        fast = self.__dict__.get("fast")  # set by fast_decoder.prepare_generator on inference models
+        if fast is not None and not torch.is_grad_enabled():
+            return fast(x, g)
         x = self.conv_pre(x)  # (B, C0, T)
         if g is not None:
             x = x + self.cond(g)

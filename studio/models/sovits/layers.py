@@ -56,7 +56,27 @@ def _split_weight(conv: nn.Module) -> None:
     conv.weight_v = nn.Parameter(weight.clone())
 
 
-class WeightNormConv1d(nn.Conv1d):
+class _FoldableWeightNorm:
+    """Inference shortcut shared by the weight-normed convs: :meth:`fold` computes g·v/‖v‖ once (and may store
+    it in a lighter dtype); :meth:`unfold` goes back to recomputing it from the parameters at every call."""
+
+    folded: torch.Tensor | None = None
+
+    def fold(self, dtype: torch.dtype | None = None) -> None:
+        with torch.no_grad():
+            weight = _weight_from_g_v(self.weight_g, self.weight_v)
+        self.folded = weight.to(dtype or weight.dtype).contiguous()
+
+    def unfold(self) -> None:
+        self.folded = None
+
+    def current_weight(self) -> torch.Tensor:
+        if self.folded is not None:
+            return self.folded
+        return _weight_from_g_v(self.weight_g, self.weight_v)
+
+
+class WeightNormConv1d(_FoldableWeightNorm, nn.Conv1d):
     """Conv1d whose weight is stored as (weight_g [out,1,1], weight_v [out,in,k])."""
 
     def __init__(self, *args, **kwargs) -> None:
@@ -64,10 +84,10 @@ class WeightNormConv1d(nn.Conv1d):
         _split_weight(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, _weight_from_g_v(self.weight_g, self.weight_v), self.bias)
+        return self._conv_forward(x, self.current_weight(), self.bias)
 
 
-class WeightNormConvTranspose1d(nn.ConvTranspose1d):
+class WeightNormConvTranspose1d(_FoldableWeightNorm, nn.ConvTranspose1d):
     """ConvTranspose1d with weight (weight_g [in,1,1], weight_v [in,out,k]) — norm over dim 0 as stored."""
 
     def __init__(self, *args, **kwargs) -> None:
@@ -75,9 +95,9 @@ class WeightNormConvTranspose1d(nn.ConvTranspose1d):
         _split_weight(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = _weight_from_g_v(self.weight_g, self.weight_v)
         return F.conv_transpose1d(
-            x, weight, self.bias, self.stride, self.padding, self.output_padding, self.groups, self.dilation
+            x, self.current_weight(), self.bias, self.stride, self.padding, self.output_padding, self.groups,
+            self.dilation,
         )
 
 

@@ -18,6 +18,12 @@ MIRROR_ENDPOINT = "https://hf-mirror.com"
 SOURCES = [("Hugging Face (huggingface.co)", "hf"), ("Mirror (hf-mirror.com)", "mirror"), ("Other address", "custom")]
 HEADERS = ["File", "What it is for", "Versions", "Present"]
 BASE_CHOICES = [("v2", "v2"), ("v2Pro", "v2Pro"), ("v2ProPlus (best)", "v2ProPlus")]
+PRECISION_CHOICES = [
+    ("Automatic (fastest that passes the quality checks)", "auto"),
+    ("Exact (fp32, matches upstream)", "fp32"),
+    ("bf16 (16-bit weights)", "bf16"),
+    ("int8 (8-bit weights, fastest on most CPUs)", "int8"),
+]
 
 
 class _Cancelled(Exception):
@@ -145,7 +151,21 @@ class SettingsHandlers:
         else:
             lines.append(t("No GPU found: the studio runs on the CPU (training is slow, synthesis works)."))
         lines.append(t("Device in use: {device}", device=self.studio.device))
+        lines.append(t("Precision in use: {plan}", plan=self.studio.synthesis.precision_plan().describe()))
         return "  \n".join(lines)
+
+    def current_precision(self):
+        import gradio as gr
+
+        saved = self.ui.prefs.get("precision")
+        if saved and saved != self.studio.settings.precision:
+            self.studio.set_precision(saved)  # a value the user chose in an earlier session
+        return gr.update(value=self.studio.settings.precision)
+
+    def set_precision(self, mode: str) -> str:
+        self.studio.set_precision(mode)
+        self.ui.prefs.set("precision", self.studio.settings.precision)
+        return self.ui.t("settings.precision_saved", mode=self.studio.settings.precision)
 
     def paths(self) -> str:
         return (
@@ -196,6 +216,18 @@ def build_settings_tab(studio, ui: UIContext) -> None:
             ui.tr(gr.Markdown("### Device"))
             device_md = gr.Markdown(elem_id="device-info")
             device_btn = ui.tr(gr.Button("Check device", elem_id="device-check"))
+            ui.tr(gr.Markdown("### Speed"))
+            precision = ui.tr(
+                gr.Radio(
+                    PRECISION_CHOICES,
+                    value=studio.settings.precision,
+                    label="Inference precision",
+                    info="Lighter weights make synthesis faster with a small, measured change in the sound; Exact gives "
+                    "the same audio as GPT-SoVITS. Takes effect with the next take.",
+                    elem_id="precision",
+                )
+            )
+            precision_md = gr.Markdown(elem_id="precision-status")
             paths_md = gr.Markdown(elem_id="paths-info")
         with gr.Column(scale=2):
             ui.tr(gr.Markdown("### Base models"))
@@ -268,6 +300,8 @@ def build_settings_tab(studio, ui: UIContext) -> None:
     folder_btn.click(guarded(h.use_folder), folder, [table, summary, paths_md, folder], show_progress="hidden")
     source.change(lambda value: gr.update(visible=value == "custom"), source, custom, queue=False)
     device_btn.click(guarded(h.device), None, device_md)
+    precision.input(guarded(h.set_precision), precision, precision_md)
+    ui.on_load(h.current_precision, None, precision)
     ui.on_load(h.status, None, [table, summary])
     ui.on_load(h.paths, None, paths_md)
     ui.on_load(h.pronunciations, None, pron_text)

@@ -1,0 +1,201 @@
+"""Choosing and applying a precision mode on this machine (``--precision auto|fp32|bf16|int8``).
+
+``auto`` is decided by measuring, not by guessing from the CPU's name: the kernels a decoding step spends its
+time in (the GPT's 96 matrix-vector products at official size, one HiFiGAN stage's convolutions) are timed
+in fp32, bf16 and int8, once per machine, and the result is kept in ``$STUDIO_CACHE_DIR/precision.json``
+(keyed by CPU model, SIMD flags, thread count and PyTorch version; about two seconds the first time). The
+fastest mode wins; then, when the voice is loaded, the converted GPT must pass the quality bounds against its
+own fp32 logits (:func:`check_gpt`) or the voice stays fp32 — a mode is never chosen for speed alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from studio.models.precision import (
+    PRECISION_MODES,
+    PrecisionPlan,
+    check_mode,
+    convert_gpt,
+    int8_available,
+    light_linear,
+    plan_for,
+)
+from studio.models.precision_quality import GptAgreement, gpt_agreement, teacher_forced_logits
+
+_LOGGER = logging.getLogger(__name__)
+_FORMAT = 1
+_MIN_GAIN = 1.15  # a lighter mode must be at least this much faster to be worth its (small) quality cost
+
+
+@dataclass(frozen=True)
+class MachineSpeeds:
+    """Measured milliseconds of one GPT decoding step's matrices and one decoder stage, per precision."""
+
+    gpt_ms: dict[str, float]
+    conv_ms: dict[str, float]
+
+    def fastest_mode(self) -> str:
+        best = "fp32"
+        for mode in ("bf16", "int8"):
+            if mode in self.gpt_ms and self.gpt_ms["fp32"] / self.gpt_ms[mode] >= _MIN_GAIN:
+                if best == "fp32" or self.gpt_ms[mode] < self.gpt_ms[best]:
+                    best = mode
+        return best
+
+    @property
+    def fast_bf16(self) -> bool:
+        return "bf16" in self.conv_ms and self.conv_ms["fp32"] / self.conv_ms["bf16"] >= _MIN_GAIN
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("STUDIO_CACHE_DIR")
+    if root:
+        return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sovits-studio"
+
+
+def machine_key() -> str:
+    model, flags = "", ""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name") and not model:
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = " ".join(sorted(w for w in line.split(":", 1)[1].split() if "avx" in w or "amx" in w))
+    except OSError:
+        pass
+    return f"{model} | {flags} | threads {torch.get_num_threads()} | torch {torch.__version__}"
+
+
+def _median_ms(fn: Callable[[], object], repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+@torch.inference_mode()
+def measure_speeds(repeats: int = 5) -> MachineSpeeds:
+    """Time the decoding step's matrices (official GPT sizes, random weights) and a decoder stage."""
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(1536, 512), (512, 512), (2048, 512), (512, 2048)] * 24
+    weights = [torch.randn(n, k, generator=gen) * 0.02 for n, k in shapes]
+    x = {512: torch.randn(1, 512, generator=gen), 2048: torch.randn(1, 2048, generator=gen)}
+    modes = ["fp32", "bf16"] + (["int8"] if int8_available() else [])
+    gpt_ms: dict[str, float] = {}
+    for mode in modes:
+        if mode == "fp32":
+            gpt_ms[mode] = _median_ms(lambda: [F.linear(x[w.shape[1]], w) for w in weights], repeats)
+        else:
+            layers = [light_linear(w, None, mode) for w in weights]
+            gpt_ms[mode] = _median_ms(lambda layers=layers: [m(x[m.in_features]) for m in layers], repeats)
+            del layers
+    conv_ms = {}
+    for mode, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a = torch.randn(1, 64, 1, 16000, generator=gen).to(dtype).contiguous(memory_format=torch.channels_last)
+        w = (torch.randn(64, 64, 1, 7, generator=gen) * 0.05).to(dtype).contiguous(memory_format=torch.channels_last)
+        conv_ms[mode] = _median_ms(lambda a=a, w=w: F.conv2d(a, w, padding=(0, 3)), repeats)
+    return MachineSpeeds(gpt_ms, conv_ms)
+
+
+def machine_speeds() -> MachineSpeeds:
+    """This machine's speeds, measured once and cached (a damaged cache file is measured again)."""
+    path = cache_dir() / "precision.json"
+    key = machine_key()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format") == _FORMAT and data.get("machine") == key:
+            return MachineSpeeds(dict(data["gpt_ms"]), dict(data["conv_ms"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    speeds = measure_speeds()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"format": _FORMAT, "machine": key, **asdict(speeds)}, indent=1), encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        _LOGGER.warning("could not keep the precision measurement in %s: %s", path, exc)
+    return speeds
+
+
+def resolve_plan(requested: str, device: str | torch.device = "cpu") -> PrecisionPlan:
+    """The plan for ``requested`` ('auto' measures this machine; see the module docstring)."""
+    requested = check_mode(requested, allow_auto=True)
+    device = torch.device(device).type
+    if device != "cpu":
+        fast_bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
+        mode = ("bf16" if fast_bf16 else "fp32") if requested == "auto" else requested
+        return plan_for(mode, fast_bf16=fast_bf16, device=device, reason=f"{device} device")
+    if requested != "auto":
+        speeds = machine_speeds() if requested != "fp32" else None
+        return plan_for(requested, fast_bf16=bool(speeds and speeds.fast_bf16), reason="chosen")
+    speeds = machine_speeds()
+    ratios = ", ".join(
+        f"{m} {speeds.gpt_ms['fp32'] / speeds.gpt_ms[m]:.2f}×" for m in PRECISION_MODES if m in speeds.gpt_ms
+    )
+    reason = (
+        f"measured GPT step speed vs fp32: {ratios}; bf16 convolutions {'faster' if speeds.fast_bf16 else 'slower'}"
+    )
+    return plan_for(speeds.fastest_mode(), fast_bf16=speeds.fast_bf16, reason=reason)
+
+
+def _probe_inputs(model: torch.nn.Module, n_text: int = 24, n_tokens: int = 24):
+    gen = torch.Generator().manual_seed(1234)
+    cfg = model.config
+    dev = model.ar_predict_layer.weight.device
+    phones = torch.randint(0, cfg.phoneme_vocab_size, (1, n_text), generator=gen).to(dev)
+    bert = torch.zeros(1, cfg.bert_dim, n_text, device=dev)
+    tokens = torch.randint(0, cfg.vocab_size - 1, (1, n_tokens), generator=gen).to(dev)
+    return phones, bert, tokens
+
+
+def convert_gpt_checked(model: torch.nn.Module, mode: str) -> tuple[torch.nn.Module, GptAgreement | None]:
+    """Convert the fp32 GPT to ``mode`` and measure its teacher-forced agreement with the fp32 logits it gave
+    before (24 phones, 24 tokens). Returns (model, agreement or None for fp32)."""
+    if check_mode(mode) == "fp32":
+        return convert_gpt(model, "fp32"), None
+    probe = _probe_inputs(model)
+    reference = teacher_forced_logits(model, *probe)
+    convert_gpt(model, mode)
+    return model, gpt_agreement(reference, teacher_forced_logits(model, *probe))
+
+
+def apply_plan(gpt: torch.nn.Module, sovits: torch.nn.Module, plan: PrecisionPlan) -> tuple[PrecisionPlan, bool]:
+    """Convert a freshly loaded fp32 GPT and SoVITS to ``plan`` in place.
+
+    Returns (the plan that holds now, whether the GPT must be reloaded in fp32): a GPT whose converted logits
+    fail the quality bounds is reported and must go back to fp32 (its fp32 weights were released).
+    """
+    from dataclasses import replace
+
+    from studio.models.precision import prepare_sovits
+
+    prepare_sovits(sovits, plan.sovits)
+    if plan.gpt == "fp32":
+        convert_gpt(gpt, "fp32")
+        return plan, False
+    _, agreement = convert_gpt_checked(gpt, plan.gpt)
+    if agreement is not None and not agreement.passes:
+        _LOGGER.warning(
+            "the %s GPT strays too far from fp32 on this voice (KL %.4f nats, top-1 agreement %.0f %%): using fp32",
+            plan.gpt, agreement.kl, 100 * agreement.top1,
+        )  # fmt: skip
+        return replace(plan, gpt="fp32", reason=plan.reason + f"; GPT {plan.gpt} failed its quality check"), True
+    _LOGGER.info("precision %s (%s)", plan.describe(), plan.reason)
+    return plan, False

@@ -1,0 +1,115 @@
+"""The HiFiGAN generator's arithmetic laid out for oneDNN: the inference fast path of ``dec`` (issue 9).
+
+The generator is ~96 % of SoVITS decoding time. PyTorch runs a 1-D convolution as a 2-D one on a (B, C, 1, T)
+view and copies oneDNN's channels-last result back to (B, C, T) after *every* convolution — on a 32-channel,
+100k-sample stage that copy costs more than the convolution. Here the whole generator runs on (B, C, 1, T)
+tensors kept channels-last from the first convolution to the last, with weights folded once (weight norm
+applied, reshaped to (out, in, 1, k), channels-last, in the chosen dtype):
+
+* ``float32`` — the same products as :class:`~studio.models.sovits.generator.Generator` (summation order may
+  differ in the last bits: within 1e-5 relative of the goldens, tested);
+* ``bfloat16`` — 16-bit weights and activations (oneDNN uses AVX-512 bf16 / AMX where the CPU has them); the
+  residual sums stay bf16, the last convolution and tanh run in fp32. Quality: SNR against fp32, see
+  :mod:`studio.models.precision_quality`.
+
+Nothing is trained through this path: :func:`prepare_generator` is called on inference models only, and
+:meth:`Generator.forward` uses it when present.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from studio.models.sovits.layers import WeightNormConv1d, WeightNormConvTranspose1d
+
+_CL = torch.channels_last
+
+
+def _weight_of(conv: nn.Module) -> torch.Tensor:
+    if isinstance(conv, WeightNormConv1d | WeightNormConvTranspose1d):
+        with torch.no_grad():
+            return conv.current_weight().detach().float()
+    return conv.weight.detach().float()
+
+
+class _Conv(nn.Module):
+    """One 1-D (transposed) convolution as a 2-D one over (B, C, 1, T) channels-last."""
+
+    def __init__(self, conv: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.transposed = isinstance(conv, nn.ConvTranspose1d)
+        weight = _weight_of(conv).unsqueeze(2)  # (out, in, 1, k) or (in, out, 1, k)
+        self.register_buffer("weight", weight.to(dtype).contiguous(memory_format=_CL))
+        bias = None if conv.bias is None else conv.bias.detach().to(dtype)
+        self.register_buffer("bias", bias)
+        self.stride = (1, conv.stride[0])
+        self.padding = (0, conv.padding[0])
+        self.dilation = (1, conv.dilation[0])
+        self.output_padding = (0, conv.output_padding[0]) if self.transposed else (0, 0)
+        self.groups = conv.groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.weight.dtype)
+        if self.transposed:
+            return F.conv_transpose2d(
+                x, self.weight, self.bias, self.stride, self.padding, self.output_padding, self.groups, self.dilation
+            )
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class FastGenerator(nn.Module):
+    """The prepared generator: same inputs and output as ``Generator.forward``."""
+
+    def __init__(self, gen: nn.Module, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        from studio.models.sovits.generator import LRELU_SLOPE
+
+        self.slope = LRELU_SLOPE
+        self.dtype = dtype
+        self.num_kernels = gen.num_kernels
+        self.conv_pre = _Conv(gen.conv_pre, torch.float32)
+        self.cond = _Conv(gen.cond, torch.float32) if hasattr(gen, "cond") else None
+        self.ups = nn.ModuleList(_Conv(up, dtype) for up in gen.ups)
+        self.blocks = nn.ModuleList(
+            nn.ModuleList(nn.ModuleList([_Conv(c1, dtype), _Conv(c2, dtype)]) for c1, c2 in zip(rb.convs1, rb.convs2))
+            for rb in gen.resblocks
+        )
+        self.conv_post = _Conv(gen.conv_post, torch.float32)
+
+    def _resblock(self, pairs: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
+        for conv1, conv2 in pairs:
+            xt = conv1(F.leaky_relu(x, self.slope))
+            x = conv2(F.leaky_relu(xt, self.slope)) + x
+        return x
+
+    @torch.inference_mode()
+    def forward(self, x: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, C_in, T), g (B, G, 1) → wav (B, 1, T·prod(upsample_rates)) float32."""
+        x = self.conv_pre(x.float().unsqueeze(2).contiguous(memory_format=_CL))  # (B, C0, 1, T)
+        if g is not None and self.cond is not None:
+            x = x + self.cond(g.float().unsqueeze(2).contiguous(memory_format=_CL))
+        x = x.to(self.dtype)
+        for i, up in enumerate(self.ups):
+            x = up(F.leaky_relu(x, self.slope))  # (B, C_i, 1, T·rate…)
+            blocks = self.blocks[i * self.num_kernels : (i + 1) * self.num_kernels]
+            xs = self._resblock(blocks[0], x)
+            for block in blocks[1:]:
+                xs = xs + self._resblock(block, x)
+            x = xs / self.num_kernels
+        x = self.conv_post(F.leaky_relu(x.float()))  # (B, 1, 1, T_wav), slope 0.01 as upstream
+        return torch.tanh(x).squeeze(2).contiguous()
+
+
+def prepare_generator(gen: nn.Module, dtype: torch.dtype = torch.float32) -> FastGenerator:
+    """Fold ``gen``'s weights into a :class:`FastGenerator` and make ``gen.forward`` use it (inference only)."""
+    fast = FastGenerator(gen, dtype).to(next(gen.parameters()).device)
+    object.__setattr__(gen, "fast", fast)  # not a sub-module: never saved, never trained
+    return fast
+
+
+def release_generator(gen: nn.Module) -> None:
+    """Back to the plain (trainable) arithmetic."""
+    if "fast" in gen.__dict__:
+        del gen.__dict__["fast"]

@@ -1,0 +1,210 @@
+"""Precision modes (issue 9): fp32 stays on the goldens, bf16/int8 stay inside the quality bounds written in
+``studio.models.precision.QUALITY_BOUNDS``, ``auto`` measures once per machine, and a user can pick a mode."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from golden_utils import assert_close, load_json, load_npz
+
+from studio.inference import precision_choice
+from studio.models.precision import (
+    QUALITY_BOUNDS,
+    Bf16Linear,
+    Int8Linear,
+    check_mode,
+    convert_gpt,
+    convert_linears,
+    int8_available,
+    plan_for,
+    prepare_sovits,
+)
+from studio.models.precision_quality import gpt_agreement, relative_error, snr_db, teacher_forced_logits
+from studio.models.sovits.checkpoint import load_sovits
+from studio.models.sovits.config import SoVITSConfig
+from studio.models.sovits.synthesizer import SoVITSSynthesizer
+from studio.models.text2semantic import Text2SemanticConfig, Text2SemanticModel
+
+LIGHT = ["bf16"] + (["int8"] if int8_available() else [])
+
+
+def t(array) -> torch.Tensor:
+    return torch.from_numpy(array)
+
+
+@pytest.fixture(scope="module")
+def g(golden: Path) -> dict:
+    return load_npz(str(golden / "golden_tensors.npz"))
+
+
+@pytest.fixture(scope="module")
+def official_gpt() -> Text2SemanticModel:
+    """Official v2 sizes with random weights (what the bounds are meant for: 24 layers, 512 wide)."""
+    torch.manual_seed(0)
+    return Text2SemanticModel(Text2SemanticConfig.v2()).eval()
+
+
+def _probe(model, n_text=40, n_tok=40):
+    gen = torch.Generator().manual_seed(7)
+    phones = torch.randint(0, model.config.phoneme_vocab_size, (1, n_text), generator=gen)
+    bert = torch.randn(1, model.config.bert_dim, n_text, generator=gen) * 0.1
+    tokens = torch.randint(0, 1024, (1, n_tok), generator=gen)
+    return phones, bert, tokens
+
+
+# ------------------------------------------------------------------------------------------------ fp32 = goldens
+
+
+def test_fp32_decoder_fast_path_matches_every_golden_speed(tiny_s2_pth, g, golden):
+    """The channels-last decoder used by every mode (fp32 here) stays within 1e-5 of upstream's waveforms."""
+    model = load_sovits(tiny_s2_pth).model
+    prepare_sovits(model, "fp32")
+    assert model.dec.__dict__.get("fast") is not None
+    speeds = load_json(golden / "golden_runs.json")["s2"]["speeds"]
+    with torch.inference_mode():
+        wav = model.decode(t(g["s2_in_semantic"]), t(g["s2_in_text_ids"]), t(g["spec_out_linear"]), noise_scale=0.0)
+        assert_close(wav, g["s2_out_wav_speed1"], tol=1e-5, what="fast fp32 wav speed 1")
+        for i, speed in enumerate(speeds):
+            wav = model.decode(
+                t(g["s2_in_semantic"]), t(g["s2_in_text_ids"]), t(g["spec_out_linear"]), noise_scale=0.0, speed=speed
+            )
+            assert_close(wav, g[f"s2_out_wav_speed_i{i}"], tol=1e-5, what=f"fast fp32 wav at speed {speed}")
+
+
+def test_fast_decoder_is_inference_only(tiny_s2_pth, g):
+    """With gradients on (training), the generator runs its own trainable arithmetic, not the folded copy."""
+    model = load_sovits(tiny_s2_pth).model
+    prepare_sovits(model, "bf16")
+    z = torch.randn(1, model.config.inter_channels, 6)
+    out = model.dec(z)
+    assert out.requires_grad and out.dtype == torch.float32
+
+
+def test_fp32_gpt_is_untouched(official_gpt):
+    model = convert_gpt(copy.deepcopy(official_gpt), "fp32")
+    probe = _probe(model, 12, 12)
+    assert torch.equal(teacher_forced_logits(model, *probe), teacher_forced_logits(official_gpt, *probe))
+
+
+# ------------------------------------------------------------------------------------------------ light modes
+
+
+@pytest.mark.parametrize("mode", LIGHT)
+def test_gpt_light_modes_stay_inside_the_bounds(official_gpt, mode):
+    probe = _probe(official_gpt)
+    reference = teacher_forced_logits(official_gpt, *probe)
+    light = convert_gpt(copy.deepcopy(official_gpt), mode)
+    kinds = {type(m) for m in light.h.modules()}
+    assert (Int8Linear if mode == "int8" else Bf16Linear) in kinds
+    assert torch.nn.Linear not in kinds, "every decoder matrix is converted"
+    assert light.h.layers[0].self_attn.in_proj_weight.numel() == 0, "the fp32 copy is released"
+    agreement = gpt_agreement(reference, teacher_forced_logits(light, *probe))
+    assert agreement.steps == probe[2].shape[1]
+    assert agreement.kl <= QUALITY_BOUNDS.gpt_kl_max, agreement
+    assert agreement.top1 >= QUALITY_BOUNDS.gpt_top1_min, agreement
+    assert agreement.kl > 0, "a light mode that changes nothing converted nothing"
+
+
+def test_gpt_agreement_notices_a_broken_model(official_gpt):
+    """The measure can fail: a GPT with scrambled decoder weights is far outside the bounds."""
+    probe = _probe(official_gpt, 16, 16)
+    reference = teacher_forced_logits(official_gpt, *probe)
+    broken = copy.deepcopy(official_gpt)
+    with torch.no_grad():
+        for layer in broken.h.layers:
+            layer.linear2.weight.mul_(-3.0)
+    agreement = gpt_agreement(reference, teacher_forced_logits(broken, *probe))
+    assert not agreement.passes
+
+
+def test_sovits_bf16_decoder_snr():
+    """Official-size v2 decoder, random weights: bf16 keeps the waveform above the SNR bound."""
+    torch.manual_seed(0)
+    exact = SoVITSSynthesizer(SoVITSConfig.v2()).eval()
+    light = copy.deepcopy(exact)
+    prepare_sovits(light, "bf16")
+    codes = torch.randint(0, 1024, (1, 1, 16))
+    phones = torch.randint(0, 700, (1, 8))
+    ref = [torch.rand(1, exact.config.spec_channels, 60)]
+    with torch.inference_mode():
+        a = exact.decode(codes, phones, ref, noise_scale=0.0)
+        b = light.decode(codes, phones, ref, noise_scale=0.0)
+    assert a.shape == b.shape
+    snr = snr_db(a, b)
+    assert QUALITY_BOUNDS.sovits_snr_min_db <= snr < float("inf"), snr
+
+
+@pytest.mark.parametrize("mode", LIGHT)
+def test_bert_features_light_modes(golden, mode):
+    """The Chinese BERT's linears in a light mode: features within the relative-error bound."""
+    from studio.models.text_features import ChineseBertFeatures
+
+    bert = ChineseBertFeatures(golden / "hf_tiny_bert")
+    text, word2ph = "你好世界", [2, 2, 2, 2]
+    reference = bert.phone_features(text, word2ph)
+    converted = convert_linears(bert.model, mode)
+    assert converted > 0
+    err = relative_error(reference, bert.phone_features(text, word2ph))
+    assert 0 < err <= QUALITY_BOUNDS.features_rel_max, err
+
+
+# ------------------------------------------------------------------------------------------------ choosing
+
+
+def test_modes_are_checked_in_words():
+    assert check_mode(" INT8 ") == "int8"
+    assert check_mode("auto", allow_auto=True) == "auto"
+    with pytest.raises(ValueError, match="auto, fp32, bf16, int8"):
+        check_mode("fp16", allow_auto=True)
+    with pytest.raises(ValueError, match="fp32, bf16, int8"):
+        check_mode("auto")
+
+
+def test_plans_follow_the_machine():
+    """int8 keeps the decoder fp32 where bf16 convolutions are slow (AVX2-only CPUs); int8 is CPU-only."""
+    assert plan_for("int8", fast_bf16=False).sovits == "fp32"
+    assert plan_for("int8", fast_bf16=True).sovits == "bf16"
+    assert plan_for("bf16", fast_bf16=False).gpt == "bf16"
+    gpu = plan_for("int8", fast_bf16=True, device="cuda")
+    assert (gpu.mode, gpu.gpt) == ("bf16", "bf16") and "CPU" in gpu.reason
+    exact = plan_for("fp32", fast_bf16=True)
+    assert (exact.gpt, exact.sovits, exact.bert) == ("fp32", "fp32", "fp32")
+
+
+def test_auto_measures_once_and_remeasures_a_damaged_record(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_CACHE_DIR", str(tmp_path))
+    calls = []
+    real = precision_choice.measure_speeds
+
+    def counted(repeats: int = 5):
+        calls.append(repeats)
+        return real(repeats=2)
+
+    monkeypatch.setattr(precision_choice, "measure_speeds", counted)
+    first = precision_choice.resolve_plan("auto")
+    record = json.loads((tmp_path / "precision.json").read_text())
+    assert record["machine"] == precision_choice.machine_key()
+    assert set(record["gpt_ms"]) >= {"fp32", "bf16"}
+    assert "measured GPT step speed" in first.reason
+    assert precision_choice.resolve_plan("auto") == first and len(calls) == 1
+    (tmp_path / "precision.json").write_text("{ not json")
+    precision_choice.resolve_plan("auto")
+    assert len(calls) == 2
+    assert json.loads((tmp_path / "precision.json").read_text())["format"] == 1
+
+
+def test_a_failing_gpt_goes_back_to_fp32(official_gpt, tiny_s2_pth, monkeypatch):
+    """A converted GPT outside the bounds is reported and replaced by fp32 (the service reloads it)."""
+    from studio.models import precision as precision_module
+
+    strict = precision_module.QualityBounds(gpt_kl_max=0.0, gpt_top1_min=1.01)
+    monkeypatch.setattr("studio.models.precision_quality.QUALITY_BOUNDS", strict)
+    sovits = load_sovits(tiny_s2_pth).model
+    plan, reload_gpt = precision_choice.apply_plan(
+        copy.deepcopy(official_gpt), sovits, plan_for("bf16", fast_bf16=True)
+    )
+    assert reload_gpt and plan.gpt == "fp32" and "failed its quality check" in plan.reason
