@@ -227,3 +227,19 @@ def test_a_model_made_in_inference_mode_with_a_short_positional_table():
     got = generate_semantic(model, phones, bert, prompt, generator=torch.Generator().manual_seed(1), **kw)
     assert got.n_steps == want.n_steps > 12
     assert got.tokens.tolist() == want.tokens.tolist()
+
+
+def test_the_fp32_redo_after_rows_left_the_batch():
+    bad = 777
+    model = _overflowing_model(bad)
+    text_emb, padding, prompt = _inputs(model, [8, 5, 6], n_prompt=4)
+    tokens = torch.randint(0, 700, (3, 9), generator=torch.Generator().manual_seed(6))
+    tokens[:, 6] = bad
+    keep = torch.tensor([0, 2])
+    want = _dynamic(model, text_emb, padding, prompt, tokens, keep_at=3, keep=keep)
+    configure_static_decode(model, StaticDecodeConfig(use="on", dtype="fp16", buckets=(16, 32)))
+    got, decoder = _static(model, text_emb, padding, prompt, tokens, keep_at=3, keep=keep)
+    assert decoder.fell_back and got[-1].shape[0] == 2
+    assert 0 < rel_l2(got[6], want[6]) < 2e-2  # 16-bit steps before the bad token
+    for i in range(7, len(got)):
+        assert_close(got[i], want[i], what=f"step {i} after the fp32 redo")

@@ -1,5 +1,4 @@
-"""Static-shape GPT decoding: one decoding step with fixed shapes and no host sync, replayed as a CUDA graph on a
-GPU (issue 9, item 7).
+"""Static-shape GPT decoding: a step with fixed shapes and no host sync, replayed as a CUDA graph on a GPU.
 
 Why: on a GPU the decoding step at batch 1 is bound by kernel launches — about 300 small kernels per token (24
 layers × projections, attention, norms, FFN), each taking longer to launch than to run. A CUDA graph replays
@@ -7,7 +6,7 @@ them all with one launch, but it fixes every shape and address, so here:
 
 * keys/values live in a preallocated buffer of a *bucket's* capacity (256, 512, 1024, 2048 positions by
   default, doubling beyond); a sequence that outgrows its bucket moves to the next one by copying. Buffers and
-  their graphs are kept with the model (a graph per bucket and batch size, captured on first use);
+  their graphs are kept with the model (a graph per bucket and batch size, captured after two eager steps);
 * the new token, its semantic position and the cache column it is written to are device tensors, filled
   before each step (no Python int reaches the step);
 * attention always spans the whole bucket; the allowed-mask is built inside the step from the write column
@@ -137,7 +136,8 @@ class _Slot:
         self.index = torch.zeros(1, dtype=torch.long, device=device)  # the cache column they are written to
         self.logits = torch.zeros(batch, cfg.vocab_size, device=device)  # (B, V) float32 output
         self.finite = torch.ones((), dtype=torch.bool, device=device)  # output: no NaN/inf in the logits
-        model.ar_audio_position.rows(0, capacity)  # grow the positional table now, never inside a graph
+        with torch.inference_mode(False):  # grow the positional table now (a plain tensor), never inside a graph
+            model.ar_audio_position.rows(0, capacity)
         self.table = model.ar_audio_position.table  # (≥ L, D); held, so a captured graph's rows stay alive
         self.graph: CudaGraphStep | None = None
         self.eager = device.type != "cuda"  # set too when graphs are off or a capture failed
@@ -358,9 +358,9 @@ class StaticDecoder:
         self._move(len(indices), self.slot.capacity, indices)
         if self._redo is not None:
             text_emb, prompt, padding = self._redo
-            fed = torch.cat([prompt, *self._fed], dim=1).index_select(0, indices)
-            padding = None if padding is None else padding.index_select(0, indices)
-            self._redo, self._fed = (text_emb.index_select(0, indices), fed, padding), []
+            fed = torch.cat([prompt, *self._fed], dim=1)  # (B, P + steps): the prompt of a redo from here on
+            kept = (None if t is None else t.index_select(0, indices) for t in (text_emb, fed, padding))
+            self._redo, self._fed = tuple(kept), []
 
     def _load(self, cache: KVCache) -> None:
         """Take the keys, values and padding map of a dynamic cache (its ``length`` columns) into a new slot."""
