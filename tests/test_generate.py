@@ -146,6 +146,21 @@ def test_streaming_chunks_and_on_token_follow_the_decode(model):
     assert chunks[-1].result.tokens.tolist() == full.tokens.tolist()
 
 
+def test_stream_chunks_grow_from_a_short_first_one(model):
+    """The first chunk is short (first audio sooner), then each doubles up to chunk_size; nothing is lost."""
+    x, bert, prompt = _inputs()
+    kw = dict(early_stop_num=-1, max_steps=40)
+    full = generate_semantic(model, x, bert, prompt, generator=torch.Generator().manual_seed(3), **kw)
+    chunks = list(
+        stream_semantic(
+            model, x, bert, prompt, chunk_size=16, first_chunk_size=2, generator=torch.Generator().manual_seed(3), **kw
+        )
+    )
+    sizes = [len(c.tokens) for c in chunks[:-1]]
+    assert sizes[:4] == [2, 4, 8, 16] and all(n == 16 for n in sizes[4:])
+    assert torch.cat([c.tokens for c in chunks]).tolist() == full.sequence[prompt.shape[1] :].tolist()
+
+
 def test_silence_cut_follows_the_mode2_rule():
     sim = torch.full((1025,), -0.5)
     sim[7] = 0.9  # a pause-like token

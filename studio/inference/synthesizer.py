@@ -32,6 +32,7 @@ _LOGGER = logging.getLogger(__name__)
 
 EARLY_STOP_TOKENS = 50 * 54  # upstream passes 50 × max_sec; it never triggers before the step cap
 STREAM_CONTEXT_TOKENS = 8  # left context re-decoded with every streamed chunk
+FIRST_STREAM_TOKENS = 4  # the first streamed chunk of a sentence (then 8, 16, … up to stream_tokens)
 BERT_DIM = 1024
 
 
@@ -313,6 +314,7 @@ class Synthesizer:
             **self._sampling_kwargs(request),
             generator=generator,
             cut_at_silence=request.stream_at_silence,
+            first_chunk_size=FIRST_STREAM_TOKENS,
         )
         while True:
             # The lock is held only while the model works, never across a yield: a caller that abandons the

@@ -278,6 +278,7 @@ def stream_semantic(
     max_steps: int = DEFAULT_MAX_STEPS,
     generator: torch.Generator | None = None,
     cut_at_silence: bool = False,
+    first_chunk_size: int | None = None,
 ) -> Iterator[SemanticChunk]:
     """Like :func:`generate_semantic`, yielding every ``chunk_size`` new tokens, then a final chunk with the
     remainder and the result. The chunks concatenate to every generated token that stayed in the sequence;
@@ -285,9 +286,14 @@ def stream_semantic(
     decoding stops on the step cap).
 
     ``cut_at_silence`` (upstream's streaming mode 2): instead of every ``chunk_size`` tokens, cut where the
-    tokens sound most like a pause — see :func:`silence_cut` — so chunk joins fall into quiet places."""
+    tokens sound most like a pause — see :func:`silence_cut` — so chunk joins fall into quiet places.
+
+    ``first_chunk_size``: the first chunk is this short and each next one twice as long, up to ``chunk_size``
+    (the first audio comes sooner; later chunks amortise the decoder's context). None: every chunk is
+    ``chunk_size``."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be ≥ 1, got {chunk_size}")
+    size = chunk_size if first_chunk_size is None else max(1, min(first_chunk_size, chunk_size))
     silence = silence_similarity(model) if cut_at_silence else None
     opts_kwargs = _sampling_kwargs(top_k, top_p, temperature, repetition_penalty, early_stop_num, max_steps, False)
     with torch.inference_mode():
@@ -304,10 +310,11 @@ def stream_semantic(
         if silence is not None:
             cut = silence_cut(pending, silence, chunk_size)
         else:
-            cut = chunk_size if len(pending) == chunk_size else 0
+            cut = size if len(pending) == size else 0
         if cut:
             yield SemanticChunk(torch.tensor(pending[:cut], dtype=torch.long))
             pending = pending[cut:]
+            size = min(2 * size, chunk_size)
     yield SemanticChunk(torch.tensor(pending, dtype=torch.long), final=True, result=result)
 
 
