@@ -243,3 +243,26 @@ def test_the_fp32_redo_after_rows_left_the_batch():
     assert 0 < rel_l2(got[6], want[6]) < 2e-2  # 16-bit steps before the bad token
     for i in range(7, len(got)):
         assert_close(got[i], want[i], what=f"step {i} after the fp32 redo")
+
+
+@pytest.mark.parametrize("mode", ["bf16", "int8"])
+def test_a_precision_mode_runs_its_own_modules_in_the_static_step(mode):
+    """A GPT converted by a precision mode (bf16/int8 products, bf16 keys/values) steps through its own modules,
+    in fp32 activations: as far from fp32 as that mode's dynamic path is (its rounding, in another order)."""
+    from studio.models.precision import convert_gpt, int8_available
+
+    if mode == "int8" and not int8_available():
+        pytest.skip("this PyTorch build has no quantized int8 kernel")
+    text_emb, padding, prompt = _inputs(_random_model(seed=8), [6, 9], n_prompt=5)
+    tokens = torch.randint(0, 1024, (2, 20), generator=torch.Generator().manual_seed(9))
+    exact = _dynamic(_random_model(seed=8), text_emb, padding, prompt, tokens)
+    model = convert_gpt(_random_model(seed=8), mode)
+    configure_static_decode(model, StaticDecodeConfig(use="on", dtype="auto", buckets=(16, 32)))
+    want = _dynamic(model, text_emb, padding, prompt, tokens)
+    got, decoder = _static(model, text_emb, padding, prompt, tokens)
+    assert decoder.dtype == torch.float32 and decoder.slot.k.dtype == torch.bfloat16
+    static_err = [rel_l2(g, e) for g, e in zip(got[1:], exact[1:])]
+    dynamic_err = [rel_l2(w, e) for w, e in zip(want[1:], exact[1:])]
+    assert 1e-4 < min(static_err) and max(static_err) < 2 * max(dynamic_err), (static_err, dynamic_err)
+    same_top1 = torch.cat([g.argmax(-1) == w.argmax(-1) for g, w in zip(got, want)]).float().mean()
+    assert same_top1 >= 0.95
