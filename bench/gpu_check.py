@@ -136,7 +136,6 @@ def gpt_modes(device: torch.device, dry: bool):
 
 
 def stage_gpt(args, device: torch.device) -> int:
-    from studio.models.static_decode import configure_static_decode
     from studio.models.text2semantic import Text2SemanticModel
 
     torch.manual_seed(0)
@@ -150,10 +149,22 @@ def stage_gpt(args, device: torch.device) -> int:
     phones, bert, prompt, tokens = (t.to(device) for t in (phones, bert, prompt, tokens))
     with torch.inference_mode():
         text_emb = gpt.embed_text(phones, bert)
-    reference = None
-    for label, config in gpt_modes(device, args.dry_run):
+    reference = measure_modes(gpt, gpt_modes(device, args.dry_run), text_emb, prompt, tokens, device, None)
+    attempt("the bf16 precision mode", precision_mode, gpt, text_emb, prompt, tokens, device, reference)
+    sampling_loop(gpt, phones, bert, prompt, device, args)
+    print(f"GPT stage: {vram(device)}")
+    return 0
+
+
+def measure_modes(gpt, modes, text_emb, prompt, tokens, device, reference):
+    """Warm-up (captures the graphs) then a timed teacher-forced run per mode; logits against ``reference``
+    (the first mode's when None). Returns the reference."""
+    from studio.models.static_decode import configure_static_decode
+
+    n = tokens.shape[1]
+    for label, config in modes:
         configure_static_decode(gpt, config)
-        attempt(label, teacher_forced, gpt, text_emb, prompt, tokens, device)  # warm-up: captures the graphs
+        attempt(label, teacher_forced, gpt, text_emb, prompt, tokens, device)
         done = attempt(label, teacher_forced, gpt, text_emb, prompt, tokens, device)
         if done is None:
             continue
@@ -161,12 +172,30 @@ def stage_gpt(args, device: torch.device) -> int:
         reference = reference or logits
         err = max(float((a.float() - b.float()).norm() / b.float().norm()) for a, b in zip(logits, reference))
         top1 = sum(int(a.argmax() == b.argmax()) for a, b in zip(logits, reference)) / len(reference)
-        print(f"  {label:<34} {n / t_steps:9,.1f} tokens/s ({t_steps / n * 1000:6.2f} ms/token), prefill "
+        print(f"  {label:<38} {n / t_steps:9,.1f} tokens/s ({t_steps / n * 1000:6.2f} ms/token), prefill "
               f"{t_prefill * 1000:6.1f} ms; vs dynamic fp32: rel L2 {err:.1e}, top-1 {top1:.1%}"
               f"{'; FELL BACK to fp32' if static is not None and static.fell_back else ''}")  # fmt: skip
-    sampling_loop(gpt, phones, bert, prompt, device, args)
-    print(f"GPT stage: {vram(device)}")
-    return 0
+    configure_static_decode(gpt, None)
+    return reference
+
+
+def precision_mode(gpt, text_emb, prompt, tokens, device, reference) -> None:
+    """The GPT converted by the studio's bf16 precision mode (bf16 weights, fp32 activations): what ``--precision
+    auto`` gives on a bf16 GPU, dynamic and through the static step."""
+    import copy
+
+    from studio.models.precision import convert_gpt
+    from studio.models.static_decode import StaticDecodeConfig
+
+    if device.type == "cuda":
+        from studio.inference.precision_choice import resolve_plan
+
+        print(f"  the studio's --precision auto here: {resolve_plan('auto', device)}")
+    light = convert_gpt(copy.deepcopy(gpt), "bf16")
+    modes = [("bf16 precision mode, dynamic", StaticDecodeConfig(use="off")),
+             ("bf16 precision mode, static step", StaticDecodeConfig(use="on"))]  # fmt: skip
+    measure_modes(light, modes, text_emb, prompt, tokens, device, reference)
+    del light
 
 
 def sampling_loop(gpt, phones, bert, prompt, device, args) -> None:

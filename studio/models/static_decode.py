@@ -16,11 +16,11 @@ The step runs the model's own modules (the embeddings, ``model.h`` with a cache 
 device column, ``model.ar_predict_layer``), so the precision modes of ``studio.models.precision`` work
 unchanged. On CPU the same step runs eagerly; the tests compare it with the dynamic path there.
 
-Half precision (the GPU default): the step of an unconverted fp32 model runs in a 16-bit copy of the GPT —
-bf16 where the GPU supports it, else fp16. The prefill always runs in fp32 (the dynamic path). Each 16-bit
-step's logits are checked for NaN/inf (one host sync; the decoding loop syncs every step anyway); at the first
-bad step the sequence is prefilled again in fp32 over every token so far — the logits the fp32 path gives at
-that step — and stays fp32 to its end.
+Half precision (the GPU default for a model no precision mode was chosen for; a chosen mode, fp32 included,
+wins): the step runs in a 16-bit copy of the GPT — bf16 where the GPU supports it, else fp16. The prefill
+always runs in fp32 (the dynamic path). Each 16-bit step's logits are checked for NaN/inf (one host sync; the
+loop syncs every step anyway); at the first bad one the sequence is prefilled again in fp32 over every token so
+far — the fp32 path's logits at that step — and stays fp32 to its end.
 
 Shapes: ``B`` rows, ``L`` bucket capacity, ``H`` heads, ``Dh`` head width, ``V`` vocabulary, ``D`` width.
 """
@@ -51,8 +51,8 @@ ENV_SWITCH = "STUDIO_STATIC_DECODE"  # auto | on | off: overrides every model's 
 @dataclass(frozen=True)
 class StaticDecodeConfig:
     """How a model decodes. ``use``: "auto" = on CUDA models only, "on" = also on CPU (eager, for tests),
-    "off" = always the dynamic path. ``dtype``: "auto" = bf16 where the GPU supports it, else fp16, on CUDA and
-    fp32 elsewhere (and fp32 for a model a precision mode converted); or "fp32" / "bf16" / "fp16"."""
+    "off" = always the dynamic path. ``dtype``: "auto" = on CUDA bf16 where the GPU supports it, else fp16, and
+    fp32 elsewhere — unless a precision mode was chosen for the model (then that mode); or fp32 / bf16 / fp16."""
 
     use: str = "auto"
     dtype: str = "auto"
@@ -103,16 +103,17 @@ def bucket_for(n_positions: int, buckets: tuple[int, ...]) -> int:
 
 
 def step_dtype(config: StaticDecodeConfig, model: Text2SemanticModel) -> torch.dtype:
-    """The dtype a model's steps run in (see :class:`StaticDecodeConfig`)."""
-    converted = getattr(model, "precision", "fp32") != "fp32"  # a precision mode's modules run as they are
+    """The dtype a model's steps run in (see :class:`StaticDecodeConfig`). A precision mode chosen for the model
+    (``model.precision``, set by ``studio.models.precision.convert_gpt``, an explicit fp32 included) wins."""
+    chosen = getattr(model, "precision", None)
     weights = model.ar_predict_layer.weight
     if config.dtype != "auto":
         wanted = DTYPES[config.dtype]
-        if converted and wanted != weights.dtype:
-            _LOGGER.warning("a %s-converted GPT steps in its own precision, not %s", model.precision, config.dtype)
+        if chosen not in (None, "fp32") and wanted != weights.dtype:
+            _LOGGER.warning("a %s-converted GPT steps in its own precision, not %s", chosen, config.dtype)
             return weights.dtype
         return wanted
-    if weights.device.type != "cuda" or converted or weights.dtype != torch.float32:
+    if weights.device.type != "cuda" or chosen is not None or weights.dtype != torch.float32:
         return weights.dtype
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
@@ -306,9 +307,8 @@ class StaticDecoder:
         self.fell_back = False  # True once a 16-bit step gave NaN/inf and the sequence went on in fp32
         self.slot: _Slot | None = None
         self.length = self.n_text = 0  # cache columns filled (text + semantic positions); text columns
-        # what an fp32 redo needs (16-bit steps only): the prefill inputs and every token fed since
-        self._redo: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
-        self._fed: list[torch.Tensor] = []
+        self._redo: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None  # 16-bit: prefill inputs
+        self._fed: list[torch.Tensor] = []  # 16-bit: every token fed since (an fp32 redo needs them)
 
     @torch.inference_mode()
     def prefill(
