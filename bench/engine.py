@@ -1,25 +1,30 @@
-"""Engine benchmark at official sizes (random weights): GPT prefill/decode speed, SoVITS RTF, end to end — v2
-and v2ProPlus side by side.
+"""Engine benchmark per precision mode, at official sizes with random weights stored in the official formats.
 
-    python bench/engine.py [--device cpu|cuda] [--tokens 100] [--threads N] [--versions v2,v2ProPlus] [--quick]
+    python bench/engine.py [--modes fp32,bf16,int8] [--threads 2] [--rounds 1] [--version v2] [--quick]
 
-Prints the machine (``lscpu`` model and SIMD flags, load average before and after), then GPT prefill and decode
-tokens/s (the GPT is the same network for both: v2Pro/v2ProPlus use ``s1v3.ckpt`` with the v2 sizes), and per
-SoVITS version: the decode real-time factor (compute time / audio time), the speaker-verification embedding
-time of the reference (v2ProPlus: ERes2NetV2 w24 s4, 80-bin fbank; none for v2), end-to-end RTF with the
-reference encoding (SV embedding included) and time to first audio. The v2ProPlus generator and the SV model
-are written in upstream's file formats (WebUI export with its ``06`` header; the SV state dict as
-``sv/pretrained_eres2netv2w24s4ep4.ckpt`` holds it, fp16) and read back through the studio's loaders, so the
-figures are for what a user's files load into. English text is used, so the Chinese BERT is not involved.
+Prints the machine (``lscpu`` model and SIMD flags, load average before and after) and one table: per mode,
+GPT prefill and decode tokens/s, SoVITS decode RTF, end-to-end RTF for ~10 s of English and of Chinese
+speech, time to first audio for a voice already loaded (token streaming), peak RSS after the English and
+after the Chinese synthesis, and the quality measures against fp32 (teacher-forced GPT KL/top-1, SoVITS SNR,
+Chinese-BERT feature error) — each speed figure with its ratio to the fp32 column.
 
-``--quick`` shrinks every model to a few layers and channels and decodes 20 tokens: a smoke test that the
-benchmark runs (seconds on a shared CPU), not a measurement.
+Every mode runs in its own process (so peak RSS is that mode's), through the studio's real path:
+``SynthesisService(precision=mode)`` loads the GPT ``.ckpt`` and SoVITS ``.pth`` through the weights cache,
+HuBERT and the Chinese BERT from Hugging Face folders (chinese-roberta-wwm-ext-large sizes, a small vocabulary),
+the BERT only when Chinese text arrives. ``--rounds 2`` runs the modes twice, alternating, and reports medians.
+The random GPT never says "stop", so every sentence is capped at ``--tokens`` tokens (125 = 5 s; two sentences
+≈ 10 s of speech). ``--quick``: tiny sizes and 12 tokens — a smoke test, not figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,117 +35,21 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from studio.inference.requests import SynthesisRequest
-from studio.inference.synthesizer import EngineModels, Synthesizer
-from studio.models.content_encoder import ContentEncoder
 from studio.models.eres2net import ERes2NetV2, ERes2NetV2Config
-from studio.models.generate import generate_semantic
-from studio.models.kv_cache import KVCache
 from studio.models.sovits import SoVITSConfig, SoVITSSynthesizer
-from studio.models.text2semantic import Text2SemanticConfig, Text2SemanticModel
+from studio.models.text2semantic import Text2SemanticConfig
 
-TEXT = "The quick brown fox jumps over the lazy dog. Then it runs back home before the rain starts."
+HERE = Path(__file__).resolve().parent
+TEXT = TEXT_EN = (
+    "The quick brown fox jumps over the lazy dog near the river bank. Then it runs back home before the rain."
+)
+TEXT_ZH = "今天天气很好，我们一起去公园散步吧。然后在湖边坐一会儿，看看风景再回家。"
 REF_TEXT = "Please restart the router before you call the help desk."
+GOLDEN = Path(os.environ.get("STUDIO_GOLDEN_DIR", HERE.parent.parent / "shared" / "golden"))
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _timed(fn, device, repeats=3):
-    fn()  # warm-up
-    _sync(device)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return best, out
-
-
-def bench_gpt(gpt: Text2SemanticModel, device: torch.device, n_tokens: int) -> None:
-    n_text, n_prompt = 80, 150  # ≈ a 6 s reference with its transcript + one sentence
-    phones = torch.randint(0, 700, (1, n_text), device=device)
-    bert = torch.zeros(1, 1024, n_text, device=device)
-    prompt = torch.randint(0, 1024, (1, n_prompt), device=device)
-
-    def prefill():
-        cache = KVCache.for_model(gpt, 1, n_text + n_prompt + 8)
-        with torch.inference_mode():
-            return gpt.prefill(gpt.embed_text(phones, bert), prompt, cache)
-
-    t_prefill, _ = _timed(prefill, device)
-    print(f"GPT prefill: {n_text + n_prompt} positions in {t_prefill * 1000:.1f} ms "
-          f"→ {(n_text + n_prompt) / t_prefill:,.0f} tokens/s")  # fmt: skip
-
-    def decode():
-        gen = torch.Generator(device=device).manual_seed(0)
-        with torch.inference_mode():
-            return generate_semantic(gpt, phones, bert, prompt, top_k=15, top_p=1.0, temperature=1.0,
-                                     repetition_penalty=1.35, early_stop_num=-1, max_steps=n_tokens, generator=gen)  # fmt: skip
-
-    t_total, result = _timed(decode, device, repeats=2)
-    steps = result.n_steps
-    decode_s = max(t_total - t_prefill, 1e-9)
-    print(f"GPT decode: {steps} tokens in {decode_s:.2f} s → {max(steps - 1, 1) / decode_s:,.1f} tokens/s "
-          f"({decode_s / max(steps - 1, 1) * 1000:.1f} ms/token; 25 tokens = 1 s of speech)")  # fmt: skip
-
-
-def bench_sovits(label: str, sovits: SoVITSSynthesizer, device: torch.device, n_tokens: int) -> None:
-    cfg = sovits.config
-    codes = torch.randint(0, 1024, (1, 1, n_tokens), device=device)
-    phones = torch.randint(0, 700, (1, n_tokens // 2), device=device)
-    ref = [torch.rand(1, cfg.spec_channels, 250, device=device)]
-    # v2ProPlus: the reference's SV embedding joins the global conditioning (computed once per reference)
-    sv = [torch.randn(1, cfg.sv_dim, device=device)] if cfg.uses_speaker_verification else None
-
-    def decode():
-        with torch.inference_mode():
-            return sovits.decode(codes, phones, ref, noise_scale=0.5, sv_emb=sv)
-
-    t, wav = _timed(decode, device)
-    audio_s = wav.shape[-1] / 32000
-    print(f"[{label}] SoVITS decode: {audio_s:.2f} s of audio in {t:.2f} s → RTF {t / audio_s:.3f}")
-
-
-def bench_sv(label: str, verifier, ref: Path, device: torch.device) -> None:
-    """The speaker-verification embedding of the 5 s reference (resample to 16 kHz, fbank, ERes2NetV2)."""
-    from studio.inference.reference import load_reference, reference_sv_embedding
-
-    clip = load_reference(ref)
-    t, emb = _timed(lambda: reference_sv_embedding(verifier, clip.wav32k, "the benchmark reference"), device)
-    print(f"[{label}] SV embedding of a {len(clip.wav32k) / 32000:.1f} s reference: {t * 1000:.0f} ms "
-          f"({emb.shape[-1]}-d)")  # fmt: skip
-
-
-def _forget_references(synth: Synthesizer) -> None:
-    """Empty the synthesizer's reference cache (private: the benchmark times what a new reference costs)."""
-    synth._conditioner._cache.clear()
-
-
-def bench_end_to_end(label: str, synth: Synthesizer, ref: Path, n_tokens: int) -> None:
-    base = SynthesisRequest(text=TEXT, lang="en", reference=ref, ref_text=REF_TEXT, ref_lang="en", split="cut5",
-                            seed=0, max_tokens_per_sentence=n_tokens)  # fmt: skip
-    synth.synthesize(base)  # warm-up, fills the reference cache
-    _forget_references(synth)  # measure the reference encoding too (HuBERT, spectrogram, SV embedding)
-    start = time.perf_counter()
-    result = synth.synthesize(base)
-    total = time.perf_counter() - start
-    print(f"[{label}] End to end: {result.duration_s:.2f} s of audio ({len(result.sentences)} sentences) in "
-          f"{total:.2f} s → RTF {total / result.duration_s:.3f}; time to first audio "
-          f"{result.timings['first_audio_s']:.2f} s (sentence streaming, reference encoding included)")  # fmt: skip
-    import dataclasses
-
-    _forget_references(synth)
-    start = time.perf_counter()
-    first = next(iter(synth.stream(dataclasses.replace(base, stream_tokens=16))))
-    print(f"[{label}] Time to first audio with token streaming (16 tokens): {time.perf_counter() - start:.2f} s "
-          f"(first chunk {len(first.audio) / 32000:.2f} s long)")  # fmt: skip
-
-
-# ------------------------------------------------------------------------------------------------ models
+# ------------------------------------------------------------------------------------------------ shared helpers
+# (bench/gpu_check.py builds its models with these)
 
 
 def _shrink_sovits(cfg: SoVITSConfig, ssl_dim: int, sv_dim: int) -> SoVITSConfig:
@@ -197,53 +106,265 @@ def write_reference(path: Path) -> Path:
     return path
 
 
+# ------------------------------------------------------------------------------------------------ files
+
+
+def _sizes(quick: bool):
+    from transformers import BertConfig, HubertConfig
+
+    gpt, sovits, hubert = Text2SemanticConfig.v2(), SoVITSConfig.v2(), HubertConfig()
+    bert = BertConfig(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
+                      vocab_size=58, max_position_embeddings=512)  # fmt: skip
+    if quick:
+        gpt = replace(gpt, embedding_dim=64, hidden_dim=64, n_head=4, n_layer=2)
+        hubert = HubertConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
+                              conv_dim=(32,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)  # fmt: skip
+        sovits = replace(sovits, inter_channels=16, hidden_channels=16, filter_channels=32, n_layers=2,
+                         mrte_hidden_channels=16, style_hidden=16, gin_channels=16, ssl_dim=64,
+                         upsample_initial_channel=32)  # fmt: skip
+        bert = replace_bert(bert, num_hidden_layers=3, intermediate_size=256)  # the GPT reads 1024-d
+    return gpt, sovits, hubert, bert
+
+
+def replace_bert(config, **changes):
+    for key, value in changes.items():
+        setattr(config, key, value)
+    return config
+
+
+def write_files(folder: Path, quick: bool) -> dict[str, str]:
+    """Random weights in the official formats: s1 .ckpt, s2 .pth (WebUI export), HuBERT and BERT folders."""
+    from transformers import BertForMaskedLM, HubertModel
+
+    from studio.models.sovits.checkpoint import save_sovits_official
+    from studio.models.text2semantic import Text2SemanticModel
+    from studio.models.text2semantic_checkpoint import save_text2semantic_official
+
+    gpt_cfg, sovits_cfg, hubert_cfg, bert_cfg = _sizes(quick)
+    torch.manual_seed(0)
+    gpt = save_text2semantic_official(Text2SemanticModel(gpt_cfg), None, folder / "bench_gpt.ckpt", "bench")
+    sovits = save_sovits_official(SoVITSSynthesizer(sovits_cfg), None, folder / "bench_sovits.pth", "bench")
+    HubertModel(hubert_cfg).save_pretrained(folder / "chinese-hubert-base")
+    BertForMaskedLM(bert_cfg).save_pretrained(folder / "chinese-roberta-wwm-ext-large")
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(GOLDEN / "hf_tiny_bert" / name, folder / "chinese-roberta-wwm-ext-large" / name)
+    t = np.arange(int(5.0 * 32000)) / 32000
+    wave = 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t))
+    sf.write(folder / "ref.wav", wave.astype(np.float32), 32000)
+    (folder / "pretrained").mkdir(exist_ok=True)
+    return {"gpt": str(gpt), "sovits": str(sovits),
+            "hubert": str(folder / "chinese-hubert-base"), "bert": str(folder / "chinese-roberta-wwm-ext-large"),
+            "ref": str(folder / "ref.wav"), "pretrained": str(folder / "pretrained")}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------ one mode
+
+
+def _rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
+
+
+def _best(fn, repeats: int = 3) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def run_mode(mode: str, files: dict[str, str], tokens: int) -> dict:
+    """Every figure for one precision mode (runs in a fresh process)."""
+    from studio.inference.requests import SynthesisRequest
+    from studio.models.generate import generate_semantic
+    from studio.models.kv_cache import KVCache
+    from studio.pretrained import PretrainedAssets
+    from studio.services.synthesis import SynthesisService, VoiceModels
+
+    service = SynthesisService(PretrainedAssets(Path(files["pretrained"])), device="cpu",
+                               hubert_dir=Path(files["hubert"]), bert_dir=Path(files["bert"]), precision=mode)  # fmt: skip
+    start = time.perf_counter()
+    synth = service.synthesizer(VoiceModels(Path(files["gpt"]), Path(files["sovits"])))
+    out: dict = {"load_s": time.perf_counter() - start, "plan": synth.models.precision.describe()}
+    gpt, sovits = synth.models.gpt, synth.models.sovits
+
+    n_text, n_prompt = 80, 150  # ≈ a 6 s reference with its transcript + one sentence
+    gen = torch.Generator().manual_seed(0)
+    phones = torch.randint(0, 700, (1, n_text), generator=gen)
+    bert = torch.zeros(1, 1024, n_text)
+    prompt = torch.randint(0, 1024, (1, n_prompt), generator=gen)
+
+    def prefill():
+        with torch.inference_mode():
+            gpt.prefill(gpt.embed_text(phones, bert), prompt, KVCache.for_model(gpt, 1, n_text + n_prompt + 8))
+
+    t_prefill = _best(prefill)
+    out["prefill_tok_s"] = (n_text + n_prompt) / t_prefill
+
+    def decode():
+        with torch.inference_mode():
+            return generate_semantic(
+                gpt, phones, bert, prompt, max_steps=tokens, generator=torch.Generator().manual_seed(0)
+            )
+
+    t_total = _best(decode, repeats=2)
+    out["decode_tok_s"] = (tokens - 1) / max(t_total - t_prefill, 1e-9)
+
+    codes = torch.randint(0, 1024, (1, 1, 100), generator=gen)
+    ref_spec = [torch.rand(1, sovits.config.spec_channels, 250, generator=gen)]
+
+    def vocode():
+        with torch.inference_mode():
+            sovits.decode(codes, phones[:, :50], ref_spec, noise_scale=0.5, generator=torch.Generator().manual_seed(0))
+
+    out["sovits_rtf"] = _best(vocode) / 4.0  # 100 tokens = 4 s
+
+    def request(text: str, lang: str, **kw) -> SynthesisRequest:
+        return SynthesisRequest(text=text, lang=lang, reference=Path(files["ref"]), ref_text=REF_TEXT, ref_lang="en",
+                                split="cut5", seed=0, max_tokens_per_sentence=tokens, **kw)  # fmt: skip
+
+    for lang, text in (("en", TEXT_EN), ("zh", TEXT_ZH)):
+        synth.synthesize(request(text, lang))  # warm: the reference is encoded once (and the BERT loads for zh)
+        start = time.perf_counter()
+        result = synth.synthesize(request(text, lang))
+        out[f"e2e_rtf_{lang}"] = (time.perf_counter() - start) / result.duration_s
+        out[f"audio_s_{lang}"] = result.duration_s
+        if lang == "en":
+            firsts = []
+            for _ in range(3):
+                start = time.perf_counter()
+                next(iter(synth.stream(request(text, lang, stream_tokens=16))))
+                firsts.append(time.perf_counter() - start)
+            out["ttfa_s"] = statistics.median(firsts)
+        out[f"rss_{lang}_gib"] = _rss_gib()
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ quality
+
+
+def quality(files: dict[str, str], modes: list[str]) -> dict[str, dict]:
+    """Quality of each mode against fp32 on the benchmark's own weights (parent process)."""
+    import copy
+
+    from studio.inference.precision_choice import resolve_plan
+    from studio.models.precision import convert_gpt, convert_linears, prepare_sovits
+    from studio.models.precision_quality import gpt_agreement, relative_error, snr_db, teacher_forced_logits
+    from studio.models.sovits.checkpoint import load_sovits
+    from studio.models.text2semantic_checkpoint import load_text2semantic
+    from studio.models.text_features import ChineseBertFeatures
+
+    gpt = load_text2semantic(Path(files["gpt"])).model.eval()
+    gen = torch.Generator().manual_seed(7)
+    probe = (torch.randint(0, 700, (1, 60), generator=gen), torch.randn(1, 1024, 60, generator=gen) * 0.1,
+             torch.randint(0, 1024, (1, 120), generator=gen))  # fmt: skip
+    ref_logits = teacher_forced_logits(gpt, *probe)
+    sovits = load_sovits(Path(files["sovits"])).model.eval()
+    codes, phones = torch.randint(0, 1024, (1, 1, 50), generator=gen), torch.randint(0, 700, (1, 25), generator=gen)
+    spec = [torch.rand(1, sovits.config.spec_channels, 200, generator=gen)]
+    with torch.inference_mode():
+        ref_wav = sovits.decode(codes, phones, spec, noise_scale=0.0)
+    bert = ChineseBertFeatures(Path(files["bert"]))
+    ref_bert = bert.phone_features("今天天气很好", [2] * 6)
+    results = {}
+    for mode in modes:
+        plan = resolve_plan(mode)
+        light_gpt = convert_gpt(copy.deepcopy(gpt), plan.gpt)
+        agree = gpt_agreement(ref_logits, teacher_forced_logits(light_gpt, *probe))
+        light_sovits = prepare_sovits(copy.deepcopy(sovits), plan.sovits)
+        with torch.inference_mode():
+            wav = light_sovits.decode(codes, phones, spec, noise_scale=0.0)
+        light_bert = copy.deepcopy(bert)
+        convert_linears(light_bert.model, plan.bert)
+        results[mode] = {"kl": agree.kl, "top1": agree.top1, "snr_db": snr_db(ref_wav, wav),
+                         "bert_rel": relative_error(ref_bert, light_bert.phone_features("今天天气很好", [2] * 6))}  # fmt: skip
+        del light_gpt, light_sovits, light_bert
+    return results
+
+
+# ------------------------------------------------------------------------------------------------ table
+
+ROWS = [
+    ("GPT prefill, tokens/s", "prefill_tok_s", "{:,.0f}", True),
+    ("GPT decode, tokens/s", "decode_tok_s", "{:,.1f}", True),
+    ("SoVITS decode RTF", "sovits_rtf", "{:.3f}", False),
+    ("End to end RTF, English", "e2e_rtf_en", "{:.3f}", False),
+    ("End to end RTF, Chinese", "e2e_rtf_zh", "{:.3f}", False),
+    ("Time to first audio (warm voice), s", "ttfa_s", "{:.2f}", False),
+    ("Peak RSS after English, GiB", "rss_en_gib", "{:.2f}", False),
+    ("Peak RSS after Chinese, GiB", "rss_zh_gib", "{:.2f}", False),
+    ("Voice load, s", "load_s", "{:.1f}", False),
+]
+QROWS = [("GPT KL vs fp32, nats", "kl", "{:.4f}"), ("GPT top-1 agreement", "top1", "{:.1%}"),
+         ("SoVITS SNR vs fp32, dB", "snr_db", "{:.1f}"), ("BERT feature rel. error", "bert_rel", "{:.4f}")]  # fmt: skip
+
+
+def print_table(figures: dict[str, list[dict]], qual: dict[str, dict], modes: list[str]) -> None:
+    def med(mode: str, key: str) -> float:
+        return statistics.median(r[key] for r in figures[mode])
+
+    width = 24
+    print("\n" + "figure".ljust(40) + "".join(m.rjust(width) for m in modes))
+    for label, key, fmt, higher in ROWS:
+        cells = []
+        for mode in modes:
+            values = [r[key] for r in figures[mode]]
+            cell = fmt.format(med(mode, key))
+            if len(values) > 1:
+                cell += f" [{fmt.format(min(values))}–{fmt.format(max(values))}]"
+            if mode != "fp32" and "fp32" in figures:
+                ratio = med(mode, key) / med("fp32", key) if higher else med("fp32", key) / med(mode, key)
+                cell += f" ({ratio:.2f}×)"
+            cells.append(cell.rjust(width))
+        print(label.ljust(40) + "".join(cells))
+    for label, key, fmt in QROWS:
+        print(label.ljust(40) + "".join(fmt.format(qual[m][key]).rjust(width) for m in modes))
+    print("(ratio = speed relative to fp32: higher is better; for RTF/TTFA/RSS the ratio is fp32 ÷ mode)")
+    for mode in modes:
+        print(f"{mode}: {figures[mode][0]['plan']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--tokens", type=int, default=100, help="semantic tokens per sentence (25 = 1 s)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
-    parser.add_argument("--versions", default="v2,v2ProPlus", help="SoVITS versions to measure (comma-separated)")
-    parser.add_argument("--quick", action="store_true", help="tiny models, 20 tokens: a smoke test, not figures")
+    parser.add_argument("--modes", default="fp32,bf16,int8,auto")
+    parser.add_argument("--tokens", type=int, default=125, help="semantic tokens per sentence (25 = 1 s)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1, help="run every mode this many times, alternating")
+    parser.add_argument("--quick", action="store_true", help="tiny models, 12 tokens: a smoke test, not figures")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--files", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.device == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-    device = torch.device(args.device)
-    tokens = 20 if args.quick else args.tokens
-    torch.manual_seed(0)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    torch.set_num_threads(args.threads)
+    tokens = 12 if args.quick else args.tokens
+    if args.child:
+        print("RESULT " + json.dumps(run_mode(args.child, json.loads(args.files), tokens)), flush=True)
+        return
+    sys.path.insert(0, str(HERE))
     from render import machine  # lscpu model and SIMD flags, load average
 
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    sizes = "TINY sizes (--quick: a smoke test, not figures)" if args.quick else "official sizes"
-    print(f"Device: {name}; torch {torch.__version__}; {sizes}, random weights, float32\n{machine()}")
-    gpt_cfg, sv_cfg, hubert_cfg, sovits_cfgs = model_sizes(args.quick)
-    versions = [v.strip() for v in args.versions.split(",") if v.strip()]
-    unknown = sorted(set(versions) - set(sovits_cfgs))
-    if unknown:
-        parser.error(f"unknown version(s) {', '.join(unknown)}; known: {', '.join(sovits_cfgs)}")
-
-    gpt = Text2SemanticModel(gpt_cfg).to(device).eval()
-    print(f"GPT parameters: {sum(p.numel() for p in gpt.parameters()):,} (v2 and s1v3 for v2Pro/v2ProPlus)")
-    bench_gpt(gpt, device, tokens)
-
-    from transformers import HubertModel
-
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    sizes = "TINY sizes (--quick: a smoke test, not figures)" if args.quick else "official sizes (v2)"
+    print(f"torch {torch.__version__}, CPU, {args.threads} threads; {sizes}, random weights\n{machine()}")
     with tempfile.TemporaryDirectory() as tmp:
-        hubert_dir = Path(tmp) / "chinese-hubert-base"
-        HubertModel(hubert_cfg).save_pretrained(hubert_dir)  # HuBERT-base sizes, random weights
-        content = ContentEncoder(hubert_dir, device=device)
-        ref = write_reference(Path(tmp) / "ref.wav")
-        for version in versions:
-            sovits, verifier = official_files(version, sovits_cfgs[version], sv_cfg, Path(tmp), device)
-            bench_sovits(version, sovits, device, tokens)
-            if verifier is not None:
-                bench_sv(version, verifier, ref, device)
-            models = EngineModels(gpt=gpt, sovits=sovits, content_encoder=content, bert=None, version=version,
-                                  device=device, speaker_verifier=verifier)  # fmt: skip
-            bench_end_to_end(version, Synthesizer(models), ref, tokens)
-            del sovits, verifier, models
+        env = dict(os.environ, STUDIO_CACHE_DIR=str(Path(tmp) / "cache"))
+        os.environ["STUDIO_CACHE_DIR"] = env["STUDIO_CACHE_DIR"]
+        files = write_files(Path(tmp), args.quick)
+        figures: dict[str, list[dict]] = {m: [] for m in modes}
+        for round_ in range(args.rounds):
+            for mode in modes:
+                cmd = [sys.executable, __file__, "--child", mode, "--files", json.dumps(files),
+                       "--threads", str(args.threads), "--tokens", str(tokens)]  # fmt: skip
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+                line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+                if line is None:
+                    print(f"[{mode}] failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+                    continue
+                figures[mode].append(json.loads(line[7:]))
+                print(f"round {round_ + 1}, {mode}: done (load {os.getloadavg()[0]:.2f})", flush=True)
+        modes = [m for m in modes if figures[m]]
+        qual = quality(files, modes)
+    print_table(figures, qual, modes)
     print(f"Load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

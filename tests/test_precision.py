@@ -184,7 +184,7 @@ def test_auto_measures_once_and_remeasures_a_damaged_record(tmp_path, monkeypatc
         calls.append(repeats)
         return real(repeats=2)
 
-    monkeypatch.setattr(precision_choice, "measure_speeds", counted)
+    monkeypatch.setattr(precision_choice, "_measure_in_child", counted)
     first = precision_choice.resolve_plan("auto")
     record = json.loads((tmp_path / "precision.json").read_text())
     assert record["machine"] == precision_choice.machine_key()

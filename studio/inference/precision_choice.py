@@ -113,6 +113,22 @@ def measure_speeds(repeats: int = 5) -> MachineSpeeds:
     return MachineSpeeds(gpt_ms, conv_ms)
 
 
+def _measure_in_child() -> MachineSpeeds:
+    """:func:`measure_speeds` in a child process, so its 300 MB of throw-away matrices never count in this
+    process's peak memory; in this process when no child can be started."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "studio.inference.precision_choice", str(torch.get_num_threads())]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
+        data = json.loads(done.stdout.strip().splitlines()[-1])
+        return MachineSpeeds(dict(data["gpt_ms"]), dict(data["conv_ms"]))
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, IndexError) as exc:
+        _LOGGER.warning("measuring the precision modes in a child process failed (%s); measuring here", exc)
+        return measure_speeds()
+
+
 def machine_speeds() -> MachineSpeeds:
     """This machine's speeds, measured once and cached (a damaged cache file is measured again)."""
     path = cache_dir() / "precision.json"
@@ -123,7 +139,7 @@ def machine_speeds() -> MachineSpeeds:
             return MachineSpeeds(dict(data["gpt_ms"]), dict(data["conv_ms"]))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
-    speeds = measure_speeds()
+    speeds = _measure_in_child()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -199,3 +215,10 @@ def apply_plan(gpt: torch.nn.Module, sovits: torch.nn.Module, plan: PrecisionPla
         return replace(plan, gpt="fp32", reason=plan.reason + f"; GPT {plan.gpt} failed its quality check"), True
     _LOGGER.info("precision %s (%s)", plan.describe(), plan.reason)
     return plan, False
+
+
+if __name__ == "__main__":  # the child of _measure_in_child: python -m studio.inference.precision_choice THREADS
+    import sys
+
+    torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else torch.get_num_threads())
+    print(json.dumps(asdict(measure_speeds())))
