@@ -296,7 +296,7 @@ ROWS = [
     ("Peak RSS after Chinese, GiB", "rss_zh_gib", "{:.2f}", False),
     ("Voice load, s", "load_s", "{:.1f}", False),
 ]
-QROWS = [("GPT KL vs fp32, nats", "kl", "{:.4f}"), ("GPT top-1 agreement", "top1", "{:.1%}"),
+QROWS = [("GPT KL vs fp32, nats", "kl", "{:.2e}"), ("GPT top-1 agreement", "top1", "{:.1%}"),
          ("SoVITS SNR vs fp32, dB", "snr_db", "{:.1f}"), ("BERT feature rel. error", "bert_rel", "{:.4f}")]  # fmt: skip
 
 

@@ -261,3 +261,49 @@ class ContentEncoder:
     def conv_features(self, wav16k: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Output of the convolutional feature encoder (B, C_conv, T_ssl), for debugging."""
         return self.model.feature_extractor(self._prepare(wav16k))
+
+
+class LazyContentEncoder:
+    """HuBERT (~380 MB of fp32 weights), loaded only when a reference clip must really be encoded.
+
+    References whose prompt tokens are in the disk cache (``studio.inference.reference_cache``) never need it, so
+    a voice whose reference was heard before synthesises without HuBERT in memory. Same ``encode`` call as
+    :class:`ContentEncoder`; the folder is checked up front; the model loads once, under a lock.
+    """
+
+    def __init__(self, folder: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+        import threading
+
+        self.folder = Path(folder)
+        _check_folder(self.folder)
+        self._device, self._dtype = device, dtype
+        self._encoder: ContentEncoder | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._encoder is not None
+
+    @property
+    def cache_identity(self) -> str:
+        """What the reference cache keys on, known without loading: the folder's files and the dtype."""
+        files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in self.folder.iterdir() if p.is_file())
+        return f"hubert|{self.folder.resolve()}|{files}|{self._dtype}"
+
+    def load(self) -> ContentEncoder:
+        encoder = self._encoder
+        if encoder is None:
+            with self._lock:
+                if self._encoder is None:
+                    _LOGGER.info("loading HuBERT from %s (a new reference clip)", self.folder)
+                    self._encoder = ContentEncoder(self.folder, device=self._device, dtype=self._dtype)
+                encoder = self._encoder
+        return encoder
+
+    def encode(self, wav16k: torch.Tensor | np.ndarray) -> torch.Tensor:
+        return self.load().encode(wav16k)
+
+    def __getattr__(self, name: str):  # dim, device, dtype, model, conv_features … of the loaded encoder
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.load(), name)

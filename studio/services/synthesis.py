@@ -75,11 +75,11 @@ class SynthesisService:
             raise missing_error(absent, self.pretrained.root)
 
     def _shared_encoders(self) -> tuple[object, object | None]:
-        from studio.models.content_encoder import ContentEncoder
+        from studio.models.content_encoder import LazyContentEncoder
         from studio.models.text_features import LazyChineseBert
 
         if self._encoders is None:
-            hubert = ContentEncoder(self.hubert_dir, device=self.device)
+            hubert = LazyContentEncoder(self.hubert_dir, device=self.device)  # loads with a new reference
             bert = None
             if self.bert_dir.exists():
                 bert = LazyChineseBert(
