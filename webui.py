@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> None:
         "/set_* and /control need a key: the one stored in <workspace>/config/api_key)",
     )
     args = parser.parse_args(argv)
+    from studio.inference.runtime import return_freed_memory
+
+    return_freed_memory()  # large freed tensors go back to the system (long sessions stay lean)
     from studio.errors import StudioError
 
     try:

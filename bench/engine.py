@@ -175,7 +175,10 @@ def _best(fn, repeats: int = 3) -> float:
 
 
 def run_mode(mode: str, files: dict[str, str], tokens: int) -> dict:
-    """Every figure for one precision mode (runs in a fresh process)."""
+    """Every figure for one precision mode (runs in a fresh process, set up as the CLI sets itself up)."""
+    from studio.inference.runtime import return_freed_memory
+
+    return_freed_memory()
     from studio.inference.requests import SynthesisRequest
     from studio.models.generate import generate_semantic
     from studio.models.kv_cache import KVCache

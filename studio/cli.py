@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "verb", None):
         parser.print_help()
         return 2
+    from studio.inference.runtime import return_freed_memory
+
+    return_freed_memory()
     try:
         return int(args.run(args) or 0)
     except StudioError as exc:

@@ -39,7 +39,8 @@ def rel_err(a, b) -> float:
 
 @pytest.fixture(scope="module")
 def service(tiny_v2proplus_pretrained) -> SynthesisService:
-    return SynthesisService(PretrainedAssets(tiny_v2proplus_pretrained), device="cpu")
+    """The exact mode: these tests hold the service to upstream's numbers (lighter modes: tests/test_precision.py)."""
+    return SynthesisService(PretrainedAssets(tiny_v2proplus_pretrained), device="cpu", precision="fp32")
 
 
 @pytest.fixture(scope="module")

@@ -216,6 +216,32 @@ class DecoderStack(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.n_layer))
 
+    def can_step_lean(self) -> bool:
+        """True when :meth:`step` may run: inference (no autograd, eval) and no hooks (LoRA adds some)."""
+        if self.training or torch.is_grad_enabled():
+            return False
+        return not any(m._forward_pre_hooks or m._forward_hooks for m in self.modules())
+
+    def step(self, x: torch.Tensor, allowed: torch.Tensor | None, cache: KVCache) -> torch.Tensor:
+        """One decoding position for every row, x (B, 1, D) → (B, 1, D): the same products in the same order as
+        :meth:`forward` with a cache, minus the per-call bookkeeping (dropout modules, head-split views, the
+        module-call machinery) that costs as much as the attention at batch 1. Inference only."""
+        B, _, D = x.shape
+        layer0 = self.layers[0].self_attn
+        H = layer0.n_head
+        for i, layer in enumerate(self.layers):
+            attn = layer.self_attn
+            q, k, v = attn.qkv(x).view(B, 3, H, 1, D // H).unbind(1)  # each (B, H, 1, Dh)
+            k, v = cache.write(i, k, v)  # (B, H, S, Dh)
+            a = F.scaled_dot_product_attention(q.to(k.dtype), k, v, attn_mask=allowed)  # (B, H, 1, Dh)
+            a = attn.out_proj.forward(a.to(x.dtype).reshape(B, 1, D))
+            n1, n2 = layer.norm1, layer.norm2
+            x = F.layer_norm(x + a, n1.normalized_shape, n1.weight, n1.bias, n1.eps)
+            ff = layer.linear2.forward(F.relu(layer.linear1.forward(x)))
+            x = F.layer_norm(x + ff, n2.normalized_shape, n2.weight, n2.bias, n2.eps)
+        cache.advance(1)
+        return x
+
     def forward(self, x: torch.Tensor, allowed: torch.Tensor | None, cache: KVCache | None = None) -> torch.Tensor:
         for i, layer in enumerate(self.layers):
             x = layer(x, allowed, cache, i)
@@ -328,5 +354,8 @@ class Text2SemanticModel(nn.Module):
         """One new token per sequence: tokens (B, 1) at semantic position ``position`` → logits (B, V).
         The query attends to every cached position that is not padding."""
         y = self.embed_semantic(tokens, position)  # (B, 1, D)
-        h = self.h(y, cache.attention_mask(1), cache)
+        if self.h.can_step_lean():
+            h = self.h.step(y, cache.attention_mask(1), cache)
+        else:
+            h = self.h(y, cache.attention_mask(1), cache)
         return self.ar_predict_layer(h[:, -1])

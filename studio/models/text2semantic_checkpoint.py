@@ -26,7 +26,7 @@ import torch
 from studio.errors import CheckpointError
 from studio.models import weights_cache
 from studio.models.sovits.versions import HEADER_TAGS
-from studio.models.text2semantic import PRESETS, Text2SemanticConfig, Text2SemanticModel
+from studio.models.text2semantic import PRESETS, Text2SemanticConfig, Text2SemanticModel, sine_table
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -266,11 +266,18 @@ def _build(
 ) -> LoadedText2Semantic:
     """The eval-mode model; ``assign`` keeps fp32 file-backed tensors as the parameters (no copy)."""
     config = parsed.config
-    model = Text2SemanticModel(config)
-    expected = model.state_dict()
     if assign and dtype == torch.float32:
-        model.load_state_dict({k: parsed.state[k] for k in expected}, strict=True, assign=True)
+        # Built without memory (meta tensors), then every parameter *is* a file-backed cache tensor: no 300 MB of
+        # random initial weights counts in the peak. The positional tables are not saved: computed afresh.
+        with torch.device("meta"):
+            model = Text2SemanticModel(config)
+        model.load_state_dict({k: parsed.state[k] for k in model.state_dict()}, strict=True, assign=True)
+        for positions in (model.ar_text_position, model.ar_audio_position):
+            positions.table = sine_table(positions.table.shape[0], positions.dim)
+        assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()]), "a GPT tensor was not loaded"
     else:
+        model = Text2SemanticModel(config)
+        expected = model.state_dict()
         model.load_state_dict({k: parsed.state[k].to(dtype) for k in expected}, strict=True)
     model.to(device=device, dtype=dtype).eval()
     info = Text2SemanticCheckpointInfo(

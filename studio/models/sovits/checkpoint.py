@@ -278,13 +278,30 @@ def _assemble(path: Path, parsed: _Parsed, device: str | torch.device, *, source
     posterior_keys = [k for k in weights if k.startswith(POSTERIOR_PREFIX)]
     try:
         config = config_from_weights(contents.hparams, weights, version)
-        model = SoVITSSynthesizer(config, with_posterior_encoder=bool(posterior_keys))
+        model = _empty_model(config, bool(posterior_keys)) if source is not None else None
+        model = model or SoVITSSynthesizer(config, with_posterior_encoder=bool(posterior_keys))
     except (ValueError, TypeError, KeyError, AssertionError) as exc:
         raise CheckpointError(f"{where}: cannot build a SoVITS model from its config ({exc}).") from None
     _load_weights(where, model, weights, assign=source is not None)
+    if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
+        raise CheckpointError(f"{where}: some SoVITS weights were not loaded.")
     info = SoVITSFileInfo(path, contents.info_text, contents.hparams, contents.header, bool(posterior_keys))
     _LOGGER.info("loaded SoVITS %s from %s (%s)", version, where, contents.info_text)
     return LoadedSoVITS(model.to(device).eval(), config, info, version)
+
+
+def _empty_model(config: SoVITSConfig, with_posterior_encoder: bool) -> SoVITSSynthesizer | None:
+    """The model built on the meta device (no memory for initial weights: file-backed ones are assigned next),
+    or None when the structure cannot be built that way (then it is built normally)."""
+    try:
+        with torch.device("meta"):
+            model = SoVITSSynthesizer(config, with_posterior_encoder=with_posterior_encoder)
+    except Exception:  # noqa: BLE001 - any construction step that needs real numbers
+        return None
+    for module in model.modules():  # a plain tensor attribute would stay meta: not supported here
+        if any(isinstance(v, torch.Tensor) and v.is_meta for v in vars(module).values()):
+            return None
+    return model
 
 
 def _load_weights(
