@@ -120,7 +120,9 @@ def _official_server(scratch: Path, args):
                               hubert_dir=pretrained / layout.HUBERT_DIR, bert_dir=scratch / "no-bert",
                               queue_size=64, max_batch=args.max_batch,
                               max_tokens_per_sentence=args.max_tokens)  # fmt: skip
-    service = SynthesisService(device="cpu", hubert_dir=settings.hubert_dir, bert_dir=settings.bert_dir)
+    service = SynthesisService(
+        device="cpu", hubert_dir=settings.hubert_dir, bert_dir=settings.bert_dir, precision=args.precision
+    )
     return RunningServer(settings, service).start(), Clip(info.reference_audio, info.reference_text)
 
 
@@ -132,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-client", type=int, default=4, help="requests each client sends in the sweep")
     parser.add_argument("--max-batch", type=int, default=8, help="the server's --max-batch")
     parser.add_argument("--official", action="store_true", help="official-size v2 models (random weights)")
+    parser.add_argument("--precision", default="auto", help="auto | fp32 | bf16 | int8 (the server's --precision)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: few requests, no timing worth reading")
     args = parser.parse_args(argv)
     if args.quick:

@@ -7,7 +7,6 @@ once per test process and shared by every server the tests start.
 from __future__ import annotations
 
 import functools
-import inspect
 import io
 import shutil
 import threading
@@ -29,8 +28,7 @@ CLIP_TEXTS_FILE = "metadata.csv"
 @functools.cache
 def shared_service(hubert_dir: Path, bert_dir: Path) -> SynthesisService:
     # fp32: the exact mode, in which a request answers the same alone or batched with concurrent ones
-    exact = {"precision": "fp32"} if "precision" in inspect.signature(SynthesisService).parameters else {}
-    return SynthesisService(device="cpu", hubert_dir=hubert_dir, bert_dir=bert_dir, **exact)
+    return SynthesisService(device="cpu", hubert_dir=hubert_dir, bert_dir=bert_dir, precision="fp32")
 
 
 @dataclass
