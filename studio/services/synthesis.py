@@ -129,9 +129,10 @@ class SynthesisService:
 
     def _bert_precision(self, features):
         """The loaded Chinese BERT's linears in the plan's precision (fp32 leaves it as loaded)."""
-        from studio.models.precision import convert_linears
+        from studio.models.precision import convert_linears, own_copies
 
-        convert_linears(features.model, self.precision_plan().bert)
+        if convert_linears(features.model, self.precision_plan().bert):
+            own_copies(features.model)  # release the fp32 file the converted weights were read from
         return features
 
     def precision_plan(self):
