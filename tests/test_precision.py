@@ -208,3 +208,30 @@ def test_a_failing_gpt_goes_back_to_fp32(official_gpt, tiny_s2_pth, monkeypatch)
         copy.deepcopy(official_gpt), sovits, plan_for("bf16", fast_bf16=True)
     )
     assert reload_gpt and plan.gpt == "fp32" and "failed its quality check" in plan.reason
+
+
+def _mapped(path: Path) -> bool:
+    """Whether ``path`` is memory-mapped into this process (Linux)."""
+    target = str(path.resolve())
+    with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+        return any(line.rstrip().endswith(target) for line in maps)
+
+
+@pytest.mark.parametrize("mode", LIGHT)
+def test_a_converted_gpt_lets_go_of_its_fp32_file(tiny_s1_ckpt, mode):
+    """Loaded from the memory-mapped cache, the fp32 GPT *is* the file; once converted, nothing may keep the file
+    mapped (its pages, all read by the conversion, would stay resident for nothing)."""
+    import gc
+
+    from studio.models import weights_cache
+    from studio.models.text2semantic_checkpoint import load_text2semantic
+
+    model = load_text2semantic(tiny_s1_ckpt, cache=True).model
+    cache = next(p for p in weights_cache.cache_candidates(tiny_s1_ckpt) if p.is_file())
+    assert _mapped(cache), "the fp32 model is backed by its cache file"
+    probe = _probe(model, 8, 8)
+    reference = teacher_forced_logits(model, *probe)
+    convert_gpt(model, mode)
+    gc.collect()
+    assert not _mapped(cache)
+    assert gpt_agreement(reference, teacher_forced_logits(model, *probe)).top1 > 0.5  # still the same model
