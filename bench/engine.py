@@ -313,7 +313,7 @@ def print_table(figures: dict[str, list[dict]], qual: dict[str, dict], modes: li
     def med(mode: str, key: str) -> float:
         return statistics.median(r[key] for r in figures[mode])
 
-    width = 24
+    width = 34
     print("\n" + "figure".ljust(40) + "".join(m.rjust(width) for m in modes))
     for label, key, fmt, higher in ROWS:
         cells = []
