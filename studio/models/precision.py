@@ -97,18 +97,30 @@ class Int8Linear(nn.Module):
     from fp32 weights at load time and is never saved.
     """
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+    def __init__(
+        self,
+        weight: torch.Tensor | None,
+        bias: torch.Tensor | None,
+        *,
+        quantized: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> None:
+        """From fp32 ``weight`` (quantized here), or from ``quantized`` = (int8 weight, fp32 scale per row)."""
         super().__init__()
-        self.in_features, self.out_features = weight.shape[1], weight.shape[0]
-        q, scale = quantize_per_channel(weight)
+        q, scale = quantized if quantized is not None else quantize_per_channel(weight)
+        self.in_features, self.out_features = q.shape[1], q.shape[0]
         zero = torch.zeros(q.shape[0], dtype=torch.long)
         with warnings.catch_warnings():  # quantized tensors are flagged for a future move; the kernel is current
             warnings.simplefilter("ignore")
-            qweight = torch._make_per_channel_quantized_tensor(q, scale.double(), zero, 0)
+            qweight = torch._make_per_channel_quantized_tensor(q.contiguous(), scale.double(), zero, 0)
             b = None if bias is None else bias.detach().float().clone()  # own memory: never a view of the file
             self._packed = torch.ops.quantized.linear_prepack(qweight, b)
         # The kernel trades 1 bit of the activations for overflow safety where it lacks VNNI (AVX2 only).
         self._reduce_range = not _has_vnni()
+
+    def unpacked(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(int8 weight (out, in), fp32 scale (out,), bias or None): what rebuilds this layer exactly."""
+        qweight, bias = torch.ops.quantized.linear_unpack(self._packed)
+        return qweight.int_repr(), qweight.q_per_channel_scales().float(), bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape

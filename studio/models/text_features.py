@@ -65,13 +65,65 @@ def _is_required(key: str) -> bool:
 class ChineseBertFeatures:
     """``ChineseBertFeatures(folder, device="cpu", dtype=torch.float32)`` for a chinese-roberta-wwm-ext-large folder."""
 
-    def __init__(self, folder: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        folder: str | Path,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        precision: str = "fp32",
+    ):
+        """``precision`` 'bf16'/'int8': the linears in that mode (``studio.models.precision``), kept converted on
+        disk after the first load so later loads never hold the fp32 weights (:mod:`converted_weights`)."""
+        from studio.models.precision import check_mode
+
         self.folder = Path(folder)
         _check_folder(self.folder)
-        from transformers import AutoModelForMaskedLM, AutoTokenizer
+        self.precision = check_mode(precision)
+        from transformers import AutoTokenizer
 
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
+        except Exception as exc:  # whatever fails inside transformers, the folder is unusable
+            raise CheckpointError(f"Cannot load the Chinese BERT model from {self.folder}: {exc}") from exc
+        self.from_converted_cache = False
+        if self.precision != "fp32":
+            model = self._load_light()
+            if model is not None:
+                self.model = model.eval().to(device=device)
+                self.from_converted_cache = True
+                return
+        self.model = self._load_fp32().to(device=device, dtype=dtype)
+        if self.precision != "fp32":
+            self._convert_and_keep()
+
+    def _weight_file(self) -> Path:
+        return next(self.folder / n for n in _WEIGHT_FILES if (self.folder / n).is_file())
+
+    def _load_light(self):
+        """The light model from its converted cache (None: not there yet, stale or damaged)."""
+        from transformers import AutoConfig, AutoModelForMaskedLM
+
+        from studio.models.converted_weights import load_converted
+
+        config = AutoConfig.from_pretrained(str(self.folder), local_files_only=True)
+        with torch.device("meta"):
+            empty = AutoModelForMaskedLM.from_config(config)
+        empty.cls = torch.nn.Identity()  # the masked-LM head: never used for features
+        return load_converted(self._weight_file(), "chinese-bert", self.precision, empty)
+
+    def _convert_and_keep(self) -> None:
+        from studio.models.converted_weights import save_converted
+        from studio.models.precision import convert_linears, own_copies
+
+        self.model.cls = torch.nn.Identity()
+        convert_linears(self.model, self.precision)
+        own_copies(self.model)  # let go of the fp32 file the weights were read from
+        save_converted(self._weight_file(), "chinese-bert", self.precision, self.model)
+
+    def _load_fp32(self):
+        from transformers import AutoModelForMaskedLM
+
+        try:
             model, info = AutoModelForMaskedLM.from_pretrained(
                 str(self.folder), local_files_only=True, output_loading_info=True, dtype=torch.float32
             )
@@ -86,7 +138,7 @@ class ChineseBertFeatures:
             )
         if info.get("unexpected_keys"):
             _LOGGER.debug("ignored unused BERT checkpoint entries: %s", info["unexpected_keys"])
-        self.model = model.eval().to(device=device, dtype=dtype)
+        return model.eval()
 
     @property
     def dim(self) -> int:
@@ -164,10 +216,11 @@ class LazyChineseBert:
         dtype: torch.dtype = torch.float32,
         *,
         prepare: Callable[[ChineseBertFeatures], ChineseBertFeatures] | None = None,
+        precision: str = "fp32",
     ) -> None:
         self.folder = Path(folder)
         _check_folder(self.folder)
-        self._device, self._dtype, self._prepare = device, dtype, prepare
+        self._device, self._dtype, self._prepare, self.precision = device, dtype, prepare, precision
         self._features: ChineseBertFeatures | None = None
         self._lock = threading.Lock()
 
@@ -183,7 +236,9 @@ class LazyChineseBert:
             with self._lock:
                 if self._features is None:
                     _LOGGER.info("loading the Chinese BERT from %s (first Chinese text)", self.folder)
-                    loaded = ChineseBertFeatures(self.folder, device=self._device, dtype=self._dtype)
+                    loaded = ChineseBertFeatures(
+                        self.folder, device=self._device, dtype=self._dtype, precision=self.precision
+                    )
                     self._features = self._prepare(loaded) if self._prepare else loaded
                 features = self._features
         return features

@@ -86,16 +86,18 @@ def cache_mode() -> str:
     return mode
 
 
-def cache_candidates(original: str | os.PathLike[str]) -> list[Path]:
-    """Where the cache of ``original`` may live, in the order they are tried ([] when caching is off)."""
+def cache_candidates(original: str | os.PathLike[str], variant: str = "") -> list[Path]:
+    """Where the cache of ``original`` may live, in the order they are tried ([] when caching is off).
+    ``variant`` names a second cache of the same file (e.g. its int8-converted weights)."""
     original = Path(original)
     mode = cache_mode()
     if mode == "off":
         return []
     absolute = original.resolve()
     digest = hashlib.sha256(str(absolute).encode("utf-8")).hexdigest()[:20]
-    user = cache_root() / "weights" / f"{digest}-{original.name}{SUFFIX}"
-    beside = original.parent / f".{original.name}{SUFFIX}"
+    name = f"{original.name}.{variant}" if variant else original.name
+    user = cache_root() / "weights" / f"{digest}-{name}{SUFFIX}"
+    beside = original.parent / f".{name}{SUFFIX}"
     if mode == "user" or not os.access(original.parent, os.W_OK):
         return [user]
     return [beside, user]
@@ -150,7 +152,7 @@ def _check_meta(cache: Path, meta: dict[str, str], kind: str) -> None:
         )
 
 
-def open_cached(original: str | os.PathLike[str], kind: str) -> CachedWeights | None:
+def open_cached(original: str | os.PathLike[str], kind: str, variant: str = "") -> CachedWeights | None:
     """The first valid, fresh cache of ``original`` (None: none yet, stale, refused or caching is off).
 
     Stale and refused caches are logged; the caller then loads the original and calls :func:`write_cache`.
@@ -158,7 +160,7 @@ def open_cached(original: str | os.PathLike[str], kind: str) -> CachedWeights | 
     original = Path(original)
     if not original.is_file():
         return None  # the loader reports the missing original in its own words
-    for cache in cache_candidates(original):
+    for cache in cache_candidates(original, variant):
         if not cache.is_file():
             continue
         try:
@@ -177,7 +179,11 @@ def open_cached(original: str | os.PathLike[str], kind: str) -> CachedWeights | 
 
 
 def write_cache(
-    original: str | os.PathLike[str], kind: str, tensors: dict[str, torch.Tensor], record: dict[str, Any]
+    original: str | os.PathLike[str],
+    kind: str,
+    tensors: dict[str, torch.Tensor],
+    record: dict[str, Any],
+    variant: str = "",
 ) -> CachedWeights | None:
     """Write the cache of ``original`` at the first writable place and open it (memory-mapped).
 
@@ -200,7 +206,7 @@ def write_cache(
         return None
     plain = _unshared(tensors)
     reasons = []
-    for cache in cache_candidates(original):
+    for cache in cache_candidates(original, variant):
         try:
             _save_atomic(cache, plain, meta)
             found = read_cache(cache, original, kind)

@@ -83,7 +83,7 @@ class SynthesisService:
             bert = None
             if self.bert_dir.exists():
                 bert = LazyChineseBert(
-                    self.bert_dir, device=self.device, prepare=self._bert_precision
+                    self.bert_dir, device=self.device, precision=self.precision_plan().bert
                 )  # loads with the first Chinese text
             else:
                 _LOGGER.warning("Chinese BERT folder %s not found: Chinese text gets zero features", self.bert_dir)
@@ -126,14 +126,6 @@ class SynthesisService:
             while len(self._voices) > MAX_LOADED_VOICES:
                 self._voices.popitem(last=False)
             return synth
-
-    def _bert_precision(self, features):
-        """The loaded Chinese BERT's linears in the plan's precision (fp32 leaves it as loaded)."""
-        from studio.models.precision import convert_linears, own_copies
-
-        if convert_linears(features.model, self.precision_plan().bert):
-            own_copies(features.model)  # release the fp32 file the converted weights were read from
-        return features
 
     def precision_plan(self):
         """What each part runs in (``precision='auto'`` measures this machine once; see precision_choice)."""

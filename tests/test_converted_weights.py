@@ -1,0 +1,78 @@
+"""The Chinese BERT in a light precision is kept converted on disk: later loads never hold its fp32 weights,
+give exactly the features of the first conversion, and a stale or damaged file is converted again."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from studio.models import weights_cache
+from studio.models.precision import QUALITY_BOUNDS, Bf16Linear, Int8Linear, int8_available
+from studio.models.precision_quality import relative_error
+from studio.models.text_features import ChineseBertFeatures
+
+MODES = ["bf16"] + (["int8"] if int8_available() else [])
+TEXT, WORD2PH = "你好世界", [2, 2, 2, 2]
+
+
+@pytest.fixture()
+def bert_dir(golden: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "chinese-roberta-wwm-ext-large"
+    shutil.copytree(golden / "hf_tiny_bert", folder)
+    return folder
+
+
+def _cache_of(folder: Path, mode: str) -> Path:
+    weights = next(p for p in (folder / "model.safetensors", folder / "pytorch_model.bin") if p.is_file())
+    return next(p for p in weights_cache.cache_candidates(weights, mode) if p.is_file())
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_second_load_comes_converted_and_equal(bert_dir, mode):
+    exact = ChineseBertFeatures(bert_dir).phone_features(TEXT, WORD2PH)
+    first = ChineseBertFeatures(bert_dir, precision=mode)
+    assert not first.from_converted_cache
+    light = first.phone_features(TEXT, WORD2PH)
+    assert 0 < relative_error(exact, light) <= QUALITY_BOUNDS.features_rel_max
+    second = ChineseBertFeatures(bert_dir, precision=mode)
+    assert second.from_converted_cache
+    kinds = {type(m) for m in second.model.modules()}
+    assert (Int8Linear if mode == "int8" else Bf16Linear) in kinds and torch.nn.Linear not in kinds
+    assert not any(t.is_meta for t in [*second.model.parameters(), *second.model.buffers()])
+    assert torch.equal(second.phone_features(TEXT, WORD2PH), light)
+
+
+def test_an_edited_original_is_converted_again(bert_dir):
+    ChineseBertFeatures(bert_dir, precision="bf16")
+    weights = next(p for p in (bert_dir / "model.safetensors", bert_dir / "pytorch_model.bin") if p.is_file())
+    info = weights.stat()
+    os.utime(weights, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))
+    again = ChineseBertFeatures(bert_dir, precision="bf16")
+    assert not again.from_converted_cache
+    assert ChineseBertFeatures(bert_dir, precision="bf16").from_converted_cache
+
+
+def test_a_damaged_file_is_never_loaded(bert_dir, caplog):
+    light = ChineseBertFeatures(bert_dir, precision="bf16").phone_features(TEXT, WORD2PH)
+    cache = _cache_of(bert_dir, "bf16")
+    cache.write_bytes(cache.read_bytes()[:200])  # truncated
+    with caplog.at_level("WARNING"):
+        again = ChineseBertFeatures(bert_dir, precision="bf16")
+    assert not again.from_converted_cache and str(cache) in caplog.text
+    assert torch.equal(again.phone_features(TEXT, WORD2PH), light)
+    assert ChineseBertFeatures(bert_dir, precision="bf16").from_converted_cache  # rebuilt
+
+
+@pytest.mark.skipif(not int8_available(), reason="no quantized int8 kernel in this PyTorch build")
+def test_int8_layer_round_trip():
+    torch.manual_seed(0)
+    weight, bias = torch.randn(24, 16), torch.randn(24)
+    layer = Int8Linear(weight, bias)
+    q, scale, b = layer.unpacked()
+    again = Int8Linear(None, b, quantized=(q, scale))
+    x = torch.randn(3, 16)
+    assert q.dtype == torch.int8 and torch.equal(layer(x), again(x))
