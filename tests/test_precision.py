@@ -218,16 +218,18 @@ def _mapped(path: Path) -> bool:
 
 
 @pytest.mark.parametrize("mode", LIGHT)
-def test_a_converted_gpt_lets_go_of_its_fp32_file(tiny_s1_ckpt, mode):
+def test_a_converted_gpt_lets_go_of_its_fp32_file(tiny_s1_ckpt, mode, tmp_path):
     """Loaded from the memory-mapped cache, the fp32 GPT *is* the file; once converted, nothing may keep the file
     mapped (its pages, all read by the conversion, would stay resident for nothing)."""
     import gc
+    import shutil
 
     from studio.models import weights_cache
     from studio.models.text2semantic_checkpoint import load_text2semantic
 
-    model = load_text2semantic(tiny_s1_ckpt, cache=True).model
-    cache = next(p for p in weights_cache.cache_candidates(tiny_s1_ckpt) if p.is_file())
+    own = shutil.copyfile(tiny_s1_ckpt, tmp_path / "own_s1.ckpt")  # a cache file no other test's model maps
+    model = load_text2semantic(own, cache=True).model
+    cache = next(p for p in weights_cache.cache_candidates(own) if p.is_file())
     assert _mapped(cache), "the fp32 model is backed by its cache file"
     probe = _probe(model, 8, 8)
     reference = teacher_forced_logits(model, *probe)
