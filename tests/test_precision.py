@@ -237,3 +237,15 @@ def test_a_converted_gpt_lets_go_of_its_fp32_file(tiny_s1_ckpt, mode, tmp_path):
     gc.collect()
     assert not _mapped(cache)
     assert gpt_agreement(reference, teacher_forced_logits(model, *probe)).top1 > 0.5  # still the same model
+
+
+def test_the_command_line_offers_every_mode():
+    import argparse
+
+    from studio.commands.argtypes import add_precision_argument
+    from studio.models.precision import PRECISION_CHOICES
+
+    parser = argparse.ArgumentParser()
+    add_precision_argument(parser)
+    assert parser.parse_args([]).precision == "auto"
+    assert tuple(parser._option_string_actions["--precision"].choices) == PRECISION_CHOICES

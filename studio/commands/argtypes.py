@@ -38,3 +38,14 @@ strength = ranged(float, 0.0, 1.0, "the strength")
 def port_or_auto(text: str) -> int | None:
     """A port, or ``auto`` → ``None`` (pick a free one)."""
     return None if text.strip().lower() == "auto" else port_number(text)
+
+
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    """``--precision auto|fp32|bf16|int8``, the same for every command that synthesises."""
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "int8"),  # studio.models.precision.PRECISION_CHOICES, without torch
+        default="auto",
+        help="inference precision: fp32 = exact; bf16/int8 = lighter weights, faster where this CPU gains from them; "
+        "auto (default) = the fastest mode that passes the quality checks on this machine",
+    )

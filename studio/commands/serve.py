@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from studio.commands.argtypes import port_or_auto, ranged
+from studio.commands.argtypes import add_precision_argument, port_or_auto, ranged
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -80,13 +80,7 @@ def add_parser(subparsers) -> None:
         "at a time)",
     )
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16", "int8"),
-        default="auto",
-        help="inference precision: fp32 = exact; bf16/int8 = lighter weights, faster where this CPU gains from them; "
-        "auto (default) = the fastest mode that passes the quality checks on this machine",
-    )
+    add_precision_argument(p)
     p.add_argument("--max-tokens", type=int, default=1500, help="cap on semantic tokens per sentence (default 1500)")
     p.add_argument(
         "--length-retries",

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from studio.commands.argtypes import ranged
+from studio.commands.argtypes import add_precision_argument, ranged
 from studio.commands.direction_args import add_direction_arguments, direction_fields
 from studio.commands.lexicon_arg import add_lexicon_argument, resolve_lexicon
 from studio.inference.requests import SEED_MAX
@@ -35,13 +35,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--gpt", type=Path, default=None, help="GPT weights (.ckpt); default: the base model")
     p.add_argument("--sovits", type=Path, default=None, help="SoVITS weights (.pth); default: the base model")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16", "int8"),
-        default="auto",
-        help="inference precision: fp32 = exact; bf16/int8 = lighter weights, faster where this CPU gains from them; "
-        "auto (default) = the fastest mode that passes the quality checks on this machine",
-    )
+    add_precision_argument(p)
     p.add_argument("--top-k", type=int, default=15)
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--temperature", type=float, default=1.0)

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import torch
 
 from studio.models.generate import (
+    DEFAULT_MAX_STEPS,
     MIN_STEPS_BEFORE_EOS,
     GenerationResult,
     _as_2d,
@@ -91,7 +92,7 @@ def make_row(
     temperature: float = 1.0,
     repetition_penalty: float = 1.35,
     early_stop_num: int | None = -1,
-    max_steps: int = 1500,
+    max_steps: int = DEFAULT_MAX_STEPS,
     generator: torch.Generator | None = None,
     on_token: Callable[[int, int], None] | None = None,
     record_logits: bool = False,
