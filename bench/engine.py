@@ -1,6 +1,6 @@
 """Engine benchmark per precision mode, at official sizes with random weights stored in the official formats.
 
-    python bench/engine.py [--modes fp32,bf16,int8] [--threads 2] [--rounds 1] [--version v2] [--quick]
+    python bench/engine.py [--modes fp32,bf16,int8-pytorch,int8,auto] [--threads 2] [--rounds 1] [--quick]
 
 Prints the machine (``lscpu`` model and SIMD flags, load average before and after) and one table: per mode,
 GPT prefill and decode tokens/s, SoVITS decode RTF, end-to-end RTF for ~10 s of English and of Chinese
@@ -191,6 +191,7 @@ def run_mode(mode: str, files: dict[str, str], tokens: int) -> dict:
     from studio.pretrained import PretrainedAssets
     from studio.services.synthesis import SynthesisService, VoiceModels
 
+    mode = _use_mode(mode)
     service = SynthesisService(PretrainedAssets(Path(files["pretrained"])), device="cpu",
                                hubert_dir=Path(files["hubert"]), bert_dir=Path(files["bert"]), precision=mode)  # fmt: skip
     start = time.perf_counter()
@@ -250,6 +251,19 @@ def run_mode(mode: str, files: dict[str, str], tokens: int) -> dict:
     return out
 
 
+def _use_mode(name: str) -> str:
+    """A column's precision, setting the GPT runtime it names: "int8-pytorch" is int8 with PyTorch's step,
+    "int8-onnxruntime" int8 with ONNX Runtime's; a plain mode lets the studio choose (as users get it)."""
+    from studio.inference.precision_choice import RUNTIME_ENV
+
+    mode, _, runtime = name.partition("-")
+    if runtime:
+        os.environ[RUNTIME_ENV] = runtime
+    else:
+        os.environ.pop(RUNTIME_ENV, None)
+    return mode
+
+
 # ------------------------------------------------------------------------------------------------ quality
 
 
@@ -258,6 +272,7 @@ def quality(files: dict[str, str], modes: list[str]) -> dict[str, dict]:
     import copy
 
     from studio.inference.precision_choice import resolve_plan
+    from studio.models import onnx_step
     from studio.models.precision import convert_gpt, convert_linears, prepare_sovits
     from studio.models.precision_quality import gpt_agreement, relative_error, snr_db, teacher_forced_logits
     from studio.models.sovits.checkpoint import load_sovits
@@ -278,8 +293,10 @@ def quality(files: dict[str, str], modes: list[str]) -> dict[str, dict]:
     ref_bert = bert.phone_features("今天天气很好", [2] * 6)
     results = {}
     for mode in modes:
-        plan = resolve_plan(mode)
+        plan = resolve_plan(_use_mode(mode))
         light_gpt = convert_gpt(copy.deepcopy(gpt), plan.gpt)
+        if plan.gpt_runtime == "onnxruntime":
+            onnx_step.attach(light_gpt)
         agree = gpt_agreement(ref_logits, teacher_forced_logits(light_gpt, *probe))
         light_sovits = prepare_sovits(copy.deepcopy(sovits), plan.sovits)
         with torch.inference_mode():
@@ -336,7 +353,8 @@ def print_table(figures: dict[str, list[dict]], qual: dict[str, dict], modes: li
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--modes", default="fp32,bf16,int8,auto")
+    parser.add_argument("--modes", default="fp32,bf16,int8-pytorch,int8,auto",
+                        help="columns: fp32, bf16, int8, auto; int8-pytorch / int8-onnxruntime force the GPT step's runtime")  # fmt: skip
     parser.add_argument("--tokens", type=int, default=125, help="semantic tokens per sentence (25 = 1 s)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1, help="run every mode this many times, alternating")

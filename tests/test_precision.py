@@ -194,7 +194,7 @@ def test_auto_measures_once_and_remeasures_a_damaged_record(tmp_path, monkeypatc
     (tmp_path / "precision.json").write_text("{ not json")
     precision_choice.resolve_plan("auto")
     assert len(calls) == 2
-    assert json.loads((tmp_path / "precision.json").read_text())["format"] == 1
+    assert json.loads((tmp_path / "precision.json").read_text())["format"] == precision_choice._FORMAT
 
 
 def test_a_failing_gpt_goes_back_to_fp32(official_gpt, tiny_s2_pth, monkeypatch):

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from studio.models import onnx_step
 from studio.models.precision import (
     PRECISION_MODES,
     PrecisionPlan,
@@ -34,7 +35,8 @@ from studio.models.precision import (
 from studio.models.precision_quality import GptAgreement, gpt_agreement, teacher_forced_logits
 
 _LOGGER = logging.getLogger(__name__)
-_FORMAT = 1
+_FORMAT = 2  # 2: ONNX Runtime's int8 products timed too ("int8-onnx")
+RUNTIME_ENV = "STUDIO_GPT_RUNTIME"  # "pytorch" or "onnxruntime": overrides the measured choice for an int8 GPT
 _MIN_GAIN = 1.15  # a lighter mode must be at least this much faster to be worth its (small) quality cost
 
 
@@ -45,13 +47,25 @@ class MachineSpeeds:
     gpt_ms: dict[str, float]
     conv_ms: dict[str, float]
 
+    def mode_ms(self, mode: str) -> float | None:
+        """A mode's time: for int8 the faster of PyTorch's kernel and ONNX Runtime's (None: not measured)."""
+        times = [self.gpt_ms[k] for k in (mode, f"{mode}-onnx") if k in self.gpt_ms]
+        return min(times) if times else None
+
     def fastest_mode(self) -> str:
         best = "fp32"
         for mode in ("bf16", "int8"):
-            if mode in self.gpt_ms and self.gpt_ms["fp32"] / self.gpt_ms[mode] >= _MIN_GAIN:
-                if best == "fp32" or self.gpt_ms[mode] < self.gpt_ms[best]:
+            ms = self.mode_ms(mode)
+            if ms is not None and self.gpt_ms["fp32"] / ms >= _MIN_GAIN:
+                if best == "fp32" or ms < self.mode_ms(best):
                     best = mode
         return best
+
+    @property
+    def onnx_faster(self) -> bool:
+        """ONNX Runtime's int8 products beat PyTorch's on this machine (an int8 GPT then decodes there)."""
+        onnx, torch_ms = self.gpt_ms.get("int8-onnx"), self.gpt_ms.get("int8")
+        return onnx is not None and (torch_ms is None or onnx < torch_ms)
 
     @property
     def fast_bf16(self) -> bool:
@@ -105,6 +119,11 @@ def measure_speeds(repeats: int = 5) -> MachineSpeeds:
             layers = [light_linear(w, None, mode) for w in weights]
             gpt_ms[mode] = _median_ms(lambda layers=layers: [m(x[m.in_features]) for m in layers], repeats)
             del layers
+    if "int8" in gpt_ms and onnx_step.available():
+        try:
+            gpt_ms["int8-onnx"] = _median_ms(onnx_step.matrix_runner(weights), repeats)
+        except Exception as exc:  # an ONNX Runtime without MatMulNBits: PyTorch's kernel is the one
+            _LOGGER.warning("timing ONNX Runtime's int8 products failed: %s", exc)
     conv_ms = {}
     for mode, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         a = torch.randn(1, 64, 1, 16000, generator=gen).to(dtype).contiguous(memory_format=torch.channels_last)
@@ -160,15 +179,27 @@ def resolve_plan(requested: str, device: str | torch.device = "cpu") -> Precisio
         return plan_for(mode, fast_bf16=fast_bf16, device=device, reason=f"{device} device")
     if requested != "auto":
         speeds = machine_speeds() if requested != "fp32" else None
-        return plan_for(requested, fast_bf16=bool(speeds and speeds.fast_bf16), reason="chosen")
+        onnx = _use_onnx(speeds) if requested == "int8" else False
+        return plan_for(requested, fast_bf16=bool(speeds and speeds.fast_bf16), reason="chosen", onnx_step=onnx)
     speeds = machine_speeds()
     ratios = ", ".join(
-        f"{m} {speeds.gpt_ms['fp32'] / speeds.gpt_ms[m]:.2f}×" for m in PRECISION_MODES if m in speeds.gpt_ms
-    )
+        f"{m} {speeds.gpt_ms['fp32'] / speeds.gpt_ms[m]:.2f}×" for m in (*PRECISION_MODES, "int8-onnx")
+        if m in speeds.gpt_ms
+    )  # fmt: skip
     reason = (
         f"measured GPT step speed vs fp32: {ratios}; bf16 convolutions {'faster' if speeds.fast_bf16 else 'slower'}"
     )
-    return plan_for(speeds.fastest_mode(), fast_bf16=speeds.fast_bf16, reason=reason)
+    return plan_for(speeds.fastest_mode(), fast_bf16=speeds.fast_bf16, reason=reason, onnx_step=_use_onnx(speeds))
+
+
+def _use_onnx(speeds: MachineSpeeds | None) -> bool:
+    """Whether an int8 GPT decodes on ONNX Runtime: as measured, unless ``STUDIO_GPT_RUNTIME`` says otherwise."""
+    forced = os.environ.get(RUNTIME_ENV, "").strip().lower()
+    if forced in ("pytorch", "torch"):
+        return False
+    if forced == "onnxruntime":
+        return onnx_step.available()
+    return bool(speeds and speeds.onnx_faster)
 
 
 def _probe_inputs(model: torch.nn.Module, n_text: int = 24, n_tokens: int = 24):
@@ -181,15 +212,20 @@ def _probe_inputs(model: torch.nn.Module, n_text: int = 24, n_tokens: int = 24):
     return phones, bert, tokens
 
 
-def convert_gpt_checked(model: torch.nn.Module, mode: str) -> tuple[torch.nn.Module, GptAgreement | None]:
-    """Convert the fp32 GPT to ``mode`` and measure its teacher-forced agreement with the fp32 logits it gave
-    before (24 phones, 24 tokens). Returns (model, agreement or None for fp32)."""
+def convert_gpt_checked(
+    model: torch.nn.Module, mode: str, runtime: str = "pytorch"
+) -> tuple[torch.nn.Module, GptAgreement | None, str]:
+    """Convert the fp32 GPT to ``mode`` (an int8 one decoding on ``runtime``) and measure its teacher-forced
+    agreement with the fp32 logits it gave before (24 phones, 24 tokens). Returns (model, agreement or None
+    for fp32, the runtime that holds: "pytorch" when ONNX Runtime could not take the step)."""
     if check_mode(mode) == "fp32":
-        return convert_gpt(model, "fp32"), None
+        return convert_gpt(model, "fp32"), None, "pytorch"
     probe = _probe_inputs(model)
     reference = teacher_forced_logits(model, *probe)
     convert_gpt(model, mode)
-    return model, gpt_agreement(reference, teacher_forced_logits(model, *probe))
+    if runtime == "onnxruntime" and not onnx_step.attach(model):
+        runtime = "pytorch"
+    return model, gpt_agreement(reference, teacher_forced_logits(model, *probe)), runtime
 
 
 def apply_plan(gpt: torch.nn.Module, sovits: torch.nn.Module, plan: PrecisionPlan) -> tuple[PrecisionPlan, bool]:
@@ -206,13 +242,16 @@ def apply_plan(gpt: torch.nn.Module, sovits: torch.nn.Module, plan: PrecisionPla
     if plan.gpt == "fp32":
         convert_gpt(gpt, "fp32")
         return plan, False
-    _, agreement = convert_gpt_checked(gpt, plan.gpt)
+    _, agreement, runtime = convert_gpt_checked(gpt, plan.gpt, plan.gpt_runtime)
+    if runtime != plan.gpt_runtime:
+        plan = replace(plan, gpt_runtime=runtime, reason=plan.reason + "; ONNX Runtime unavailable")
     if agreement is not None and not agreement.passes:
         _LOGGER.warning(
             "the %s GPT strays too far from fp32 on this voice (KL %.4f nats, top-1 agreement %.0f %%): using fp32",
             plan.gpt, agreement.kl, 100 * agreement.top1,
         )  # fmt: skip
-        return replace(plan, gpt="fp32", reason=plan.reason + f"; GPT {plan.gpt} failed its quality check"), True
+        reason = plan.reason + f"; GPT {plan.gpt} failed its quality check"
+        return replace(plan, gpt="fp32", gpt_runtime="pytorch", reason=reason), True
     _LOGGER.info("precision %s (%s)", plan.describe(), plan.reason)
     return plan, False
 

@@ -33,6 +33,7 @@ from studio.models.text2semantic import Text2SemanticModel
 
 MIN_STEPS_BEFORE_EOS = 11  # EOS cannot be produced at steps 0…10 (≥ 11 tokens ≈ 0.44 s)
 DEFAULT_MAX_STEPS = 1500
+INITIAL_STEPS = 256  # decoding steps a new KV cache has room for before it first grows
 
 
 @dataclass
@@ -112,7 +113,9 @@ def _decode(
     B, n_prompt = prompt.shape
     eos = model.config.eos
     static = static_decoder(model)  # CUDA: fixed-shape steps replayed as CUDA graphs (None: the dynamic path)
-    cache = static or KVCache.for_model(model, B, text_emb.shape[1] + n_prompt + opts.max_steps)
+    # Room for the prefix and the first steps; the cache grows (by half) when a long sentence needs more, so a
+    # short one never holds the keys/values of 1,500 steps it will not take.
+    cache = static or KVCache.for_model(model, B, text_emb.shape[1] + n_prompt + min(opts.max_steps, INITIAL_STEPS))
     runner = static or model
     y = prompt.long()  # (B, P + steps so far)
     active = list(range(B))  # original sentence index of each remaining row
@@ -121,6 +124,8 @@ def _decode(
     logits = runner.prefill(text_emb, prompt if n_prompt else None, cache, text_padding=text_padding)
     for idx in range(opts.max_steps):
         if idx > 0:
+            if static is None:
+                cache.reserve(1)
             logits = runner.decode_step(y[:, -1:], n_prompt + idx - 1, cache)  # (B, V)
         if opts.record_logits:
             for r, b in enumerate(active):

@@ -219,22 +219,29 @@ class PrecisionPlan:
     sovits: str  # fp32 | bf16 — the HiFiGAN generator (channels-last in both)
     bert: str  # fp32 | bf16 | int8 — the Chinese BERT's linears
     reason: str = ""  # why (auto: what was measured)
+    # Where an int8 GPT's decoding steps run: "onnxruntime" (studio.models.onnx_step) or "pytorch".
+    gpt_runtime: str = "pytorch"
 
     def describe(self) -> str:
-        return f"{self.mode} (GPT {self.gpt}, SoVITS decoder {self.sovits}, Chinese BERT {self.bert})"
+        gpt = f"{self.gpt} on ONNX Runtime" if self.gpt_runtime == "onnxruntime" else self.gpt
+        return f"{self.mode} (GPT {gpt}, SoVITS decoder {self.sovits}, Chinese BERT {self.bert})"
 
 
-def plan_for(mode: str, *, fast_bf16: bool, device: str = "cpu", reason: str = "") -> PrecisionPlan:
+def plan_for(
+    mode: str, *, fast_bf16: bool, device: str = "cpu", reason: str = "", onnx_step: bool = False
+) -> PrecisionPlan:
     """The parts' precisions for ``mode``. ``fast_bf16``: this machine runs bf16 convolutions faster than
     fp32 (AVX-512 bf16/AMX or a GPU); without it the SoVITS decoder stays fp32 (on AVX2-only CPUs bf16
-    convolutions are ~30× slower). The int8 kernels are CPU-only: on a GPU, int8 means bf16."""
+    convolutions are ~30× slower). The int8 kernels are CPU-only: on a GPU, int8 means bf16. ``onnx_step``:
+    an int8 GPT decodes on ONNX Runtime (measured faster here, see ``studio.inference.precision_choice``)."""
     mode = check_mode(mode)
     if mode == "fp32":
         return PrecisionPlan("fp32", "fp32", "fp32", "fp32", reason)
     light = "bf16" if fast_bf16 else "fp32"
     if mode == "int8" and (device != "cpu" or not int8_available()):
         return PrecisionPlan("bf16", "bf16", light, "bf16", reason or "int8 kernels run on the CPU only")
-    return PrecisionPlan(mode, mode, light, mode, reason)
+    runtime = "onnxruntime" if mode == "int8" and onnx_step else "pytorch"
+    return PrecisionPlan(mode, mode, light, mode, reason, runtime)
 
 
 def prepare_sovits(model: nn.Module, precision: str) -> nn.Module:

@@ -215,6 +215,8 @@ class DecoderStack(nn.Module):
     def __init__(self, config: Text2SemanticConfig) -> None:
         super().__init__()
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.n_layer))
+        # The int8 mode's step on ONNX Runtime (``studio.models.onnx_step``), built from these weights at load.
+        self.onnx_step: Any = None
 
     def can_step_lean(self) -> bool:
         """True when :meth:`step` may run: inference (no autograd, eval) and no hooks (LoRA adds some)."""
@@ -226,6 +228,8 @@ class DecoderStack(nn.Module):
         """One decoding position for every row, x (B, 1, D) → (B, 1, D): the same products in the same order as
         :meth:`forward` with a cache, minus the per-call bookkeeping (dropout modules, head-split views, the
         module-call machinery) that costs as much as the attention at batch 1. Inference only."""
+        if self.onnx_step is not None and self.onnx_step.accepts(x, allowed, cache):
+            return self.onnx_step(x, allowed, cache)
         B, _, D = x.shape
         layer0 = self.layers[0].self_attn
         H = layer0.n_head
@@ -243,6 +247,8 @@ class DecoderStack(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor | None, cache: KVCache | None = None) -> torch.Tensor:
+        if cache is not None and x.shape[1] == 1 and self.onnx_step is not None and self.can_step_lean():
+            return self.step(x, allowed, cache)  # a batched decoding step (studio.models.batch_decode)
         for i, layer in enumerate(self.layers):
             x = layer(x, allowed, cache, i)
         if cache is not None:
@@ -354,6 +360,11 @@ class Text2SemanticModel(nn.Module):
         """One new token per sequence: tokens (B, 1) at semantic position ``position`` → logits (B, V).
         The query attends to every cached position that is not padding."""
         y = self.embed_semantic(tokens, position)  # (B, 1, D)
+        fast = self.h.onnx_step
+        if fast is not None and not self.training and not torch.is_grad_enabled():
+            mask = cache.attention_mask(1)
+            if fast.accepts(y, mask, cache):
+                return fast.run(y, cache)[1]  # the whole step, output layer included, in one call
         if self.h.can_step_lean():
             h = self.h.step(y, cache.attention_mask(1), cache)
         else:

@@ -1,0 +1,336 @@
+"""The GPT's decoding step on ONNX Runtime with 8-bit weights (the ``int8`` precision on a CPU; issue 9).
+
+Why: at batch 1 a decoding step multiplies one row by each of the decoder's 96 matrices. PyTorch's quantized
+kernel (fbgemm) is built for matrices of rows and pays a per-call toll; ONNX Runtime's ``MatMulNBits``
+(MLAS, int8 dot products with VNNI/AMX) does the same products in about half the time, and a whole step is a
+single call, so the ~200 small operators around the products (norms, residuals, the attention's reshapes)
+no longer each cost a trip through Python and the dispatcher.
+
+What runs where:
+
+* Prefill, embeddings, the output layer and sampling stay in PyTorch; only :meth:`DecoderStack.step` — one new
+  position per row through the 24 layers — runs here. Rows may come and go between steps (batched decoding).
+* The graph is built by hand from the model's weights (no exporter): per layer the packed q/k/v product, the
+  attention over the cached keys/values plus the new position, the output product, two layer norms and the
+  feed-forward products. Matrices hold int8 weights with one fp32 scale per 128 inputs of each output row
+  (finer than one scale per row); everything else is fp32.
+* Keys and values stay in the PyTorch :class:`KVCache` (fp32) and are read in place: each layer's slice is
+  handed to ONNX Runtime by address, never copied. The step attends to cached positions through an additive
+  mask (0 = visible, −inf = not yet written or padding), returns the new keys/values of every layer, and the
+  cache stores them with one copy.
+
+ONNX Runtime is optional: :func:`available` says whether it can be used, and without it the PyTorch int8 path
+runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from studio.models.kv_cache import KVCache
+    from studio.models.text2semantic import Text2SemanticModel
+
+_LOGGER = logging.getLogger(__name__)
+
+BLOCK_SIZE = 128  # inputs per int8 scale
+_OPSET = 17  # LayerNormalization
+_IR_VERSION = 9  # what every onnxruntime ≥ 1.16 reads
+
+
+def available() -> bool:
+    """True when ONNX Runtime (and the ``onnx`` graph builder) are installed with a CPU provider."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return "CPUExecutionProvider" in ort.get_available_providers()
+
+
+def block_size_for(width: int) -> int:
+    """:data:`BLOCK_SIZE`, or for narrower inputs the largest power of two ≥ 16 that divides ``width``."""
+    size = BLOCK_SIZE
+    while size > 16 and width % size:
+        size //= 2
+    if width % size:
+        raise ValueError(f"input width {width} is not a multiple of 16: no 8-bit block layout for it")
+    return size
+
+
+def quantize_blocks(weight: torch.Tensor, block_size: int = BLOCK_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric 8-bit weights in ``MatMulNBits`` layout: (uint8 (N, K/bs, bs) stored as q + 128, fp32 scales
+    (N·K/bs,)), with weight[n, k] ≈ (q − 128) · scale[n, k // bs]."""
+    w = weight.detach().float().cpu()
+    n, k = w.shape
+    if k % block_size:
+        raise ValueError(f"input width {k} is not a multiple of the block size {block_size}")
+    blocks = w.reshape(n, k // block_size, block_size)
+    scale = (blocks.abs().amax(dim=-1) / 127.0).clamp_min(1e-12)  # (N, K/bs)
+    q = torch.round(blocks / scale[..., None]).clamp_(-127, 127).to(torch.int16) + 128
+    return q.to(torch.uint8).numpy(), scale.reshape(-1).numpy().astype(np.float32)
+
+
+def dequantize_blocks(q: np.ndarray, scale: np.ndarray) -> torch.Tensor:
+    """The fp32 matrix (N, K) that :func:`quantize_blocks`' output stands for."""
+    n, n_blocks, bs = q.shape
+    values = torch.from_numpy(q.astype(np.float32) - 128.0) * torch.from_numpy(scale).reshape(n, n_blocks, 1)
+    return values.reshape(n, n_blocks * bs)
+
+
+class _Graph:
+    """A small helper that names nodes and constants while the step graph is written."""
+
+    def __init__(self) -> None:
+        from onnx import helper, numpy_helper
+
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.nodes: list = []
+        self.initializers: list = []
+        self._n = 0
+
+    def name(self, stem: str) -> str:
+        self._n += 1
+        return f"{stem}_{self._n}"
+
+    def const(self, array: np.ndarray, stem: str = "c") -> str:
+        name = self.name(stem)
+        self.initializers.append(self.numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], domain: str = "", n_out: int = 1, **attrs) -> list[str]:
+        outs = [self.name(op_type.lower()) for _ in range(n_out)]
+        self.nodes.append(self.helper.make_node(op_type, inputs, outs, domain=domain, **attrs))
+        return outs
+
+    def one(self, op_type: str, inputs: list[str], domain: str = "", **attrs) -> str:
+        return self.op(op_type, inputs, domain, 1, **attrs)[0]
+
+    def linear(self, x: str, weight: torch.Tensor, bias: torch.Tensor | None) -> str:
+        n, k = weight.shape
+        block = block_size_for(k)
+        q, scale = quantize_blocks(weight, block)
+        y = self.one(
+            "MatMulNBits",
+            [x, self.const(q, "w"), self.const(scale, "s")],
+            domain="com.microsoft",
+            K=k,
+            N=n,
+            bits=8,
+            block_size=block,
+            accuracy_level=4,  # int8 activations × int8 weights, int32 sums (the VNNI/AMX path)
+        )
+        if bias is not None:
+            y = self.one("Add", [y, self.const(bias.detach().float().cpu().numpy(), "b")])
+        return y
+
+    def residual_norm(self, x: str, update: str, norm: torch.nn.LayerNorm) -> str:
+        """LayerNorm(x + update) with ``norm``'s fp32 weight and bias."""
+        weight, bias = (self.const(t.detach().float().cpu().numpy(), "ln") for t in (norm.weight, norm.bias))
+        return self.one("LayerNormalization", [self.one("Add", [x, update]), weight, bias], axis=-1, epsilon=norm.eps)
+
+
+def _light_weights(linear: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(fp32 weight, bias) of a decoder matrix, whichever form it is held in now (fp32 or PyTorch int8)."""
+    if hasattr(linear, "unpacked"):  # studio.models.precision.Int8Linear
+        q, scale, bias = linear.unpacked()
+        return q.float() * scale[:, None], bias
+    if hasattr(linear, "weight_bf16"):
+        return linear.weight_bf16.float(), linear.bias
+    return linear.weight, linear.bias
+
+
+def build_step_graph(model: Text2SemanticModel) -> bytes:
+    """The serialized ONNX model of one decoding step for ``model``'s decoder stack.
+
+    Inputs: ``x`` (B, 1, D) the embedded new positions; ``past_len`` (B,) int32 positions already cached per
+    row and ``total_len`` (1,) int32 = past_len + 1; ``k0…``/``v0…`` (B, H, L, Dh) each layer's key/value
+    cache. Outputs: ``h`` (B, 1, D), ``logits`` (B, V) (the fp32 output layer), and ``k0_out…``/``v0_out…``: the same caches with the new position written
+    (bound to the input's memory, so ONNX Runtime writes in place).
+    """
+    from onnx import TensorProto, helper
+
+    cfg = model.config
+    D, H = cfg.hidden_dim, cfg.n_head
+    Dh = D // H
+    g = _Graph()
+    inputs = [
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 1, D]),
+        helper.make_tensor_value_info("past_len", TensorProto.INT32, ["B"]),
+        helper.make_tensor_value_info("total_len", TensorProto.INT32, [1]),
+    ]
+    outputs = [helper.make_tensor_value_info("h", TensorProto.FLOAT, ["B", 1, D])]
+    x = "x"
+    for i, layer in enumerate(model.h.layers):
+        attn = layer.self_attn
+        for name in (f"k{i}", f"v{i}"):
+            inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["B", H, "L", Dh]))
+            outputs.append(helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT, ["B", H, "L", Dh]))
+        if attn.in_proj is not None:
+            w_qkv, b_qkv = _light_weights(attn.in_proj)
+        else:
+            w_qkv, b_qkv = attn.in_proj_weight, attn.in_proj_bias
+        qkv = g.linear(x, w_qkv, b_qkv)  # (B, 1, 3D): queries, keys, values
+        a = g.op(
+            "GroupQueryAttention",
+            [qkv, "", "", f"k{i}", f"v{i}", "past_len", "total_len"],
+            domain="com.microsoft",
+            n_out=1,
+            num_heads=H,
+            kv_num_heads=H,
+        )[0]
+        g.nodes[-1].output.extend([f"k{i}_out", f"v{i}_out"])
+        a = g.linear(a, *_light_weights(attn.out_proj))
+        x = g.residual_norm(x, a, layer.norm1)
+        ff = g.one("Relu", [g.linear(x, *_light_weights(layer.linear1))])
+        ff = g.linear(ff, *_light_weights(layer.linear2))
+        x = g.residual_norm(x, ff, layer.norm2)
+    g.nodes.append(helper.make_node("Identity", [x], ["h"]))
+    # The output layer stays fp32 (its logits decide every sampled token); it runs here so that a decoding step
+    # is one call and PyTorch's thread pool stays asleep while ONNX Runtime's works.
+    w_out = model.ar_predict_layer.weight.detach().float().cpu().numpy().T  # (D, V)
+    last = g.one("Squeeze", [x, g.const(np.array([1], dtype=np.int64), "axis")])  # (B, D)
+    g.nodes.append(helper.make_node("MatMul", [last, g.const(w_out, "w_out")], ["logits"]))
+    outputs.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["B", cfg.vocab_size]))
+    graph = helper.make_graph(g.nodes, "gpt_decode_step", inputs, outputs, g.initializers)
+    proto = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", _OPSET), helper.make_opsetid("com.microsoft", 1)]
+    )
+    proto.ir_version = _IR_VERSION
+    return proto.SerializeToString()
+
+
+class OnnxDecodeStep:
+    """One decoding step of a GPT's decoder stack on ONNX Runtime (see the module docstring).
+
+    Called as ``step(x, allowed, cache)`` in place of :meth:`DecoderStack.step`: x (B, 1, D) fp32, ``allowed``
+    None (no cached position is padding), ``cache`` a contiguous fp32 :class:`KVCache` → (B, 1, D), the cache
+    advanced by one. :meth:`accepts` says whether a call can run here.
+    """
+
+    def __init__(self, model: Text2SemanticModel, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        cfg = model.config
+        self.n_layer, self.n_head, self.dim, self.vocab = cfg.n_layer, cfg.n_head, cfg.hidden_dim, cfg.vocab_size
+        options = session_options(threads)
+        graph = build_step_graph(model)
+        self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        del graph
+        self._binding = self.session.io_binding()
+        self._bound: tuple | None = None  # (k address, v address, shape) the cache is bound to
+        self._lengths = torch.zeros(0, dtype=torch.int32)
+        self._total = torch.zeros(1, dtype=torch.int32)
+
+    @staticmethod
+    def accepts(x: torch.Tensor, allowed: torch.Tensor | None, cache: KVCache) -> bool:
+        """True when this step can serve the call: fp32 input and cache, no padding among the cached positions
+        (rows of batched decoding with padding in front take the PyTorch step), room for one more position."""
+        return (
+            allowed is None
+            and x.dtype == torch.float32
+            and x.device.type == "cpu"
+            and cache.k.dtype == torch.float32
+            and cache.k.is_contiguous()
+            and cache.v.is_contiguous()
+            and cache.length < cache.capacity
+        )
+
+    def _bind_cache(self, cache: KVCache) -> None:
+        key = (cache.k.data_ptr(), cache.v.data_ptr(), tuple(cache.k.shape))
+        if key == self._bound:
+            return
+        shape = list(cache.k.shape[1:])  # (B, H, L, Dh)
+        layer_bytes = cache.k[0].numel() * cache.k.element_size()
+        b = self._binding
+        for i in range(self.n_layer):
+            for name, store in ((f"k{i}", cache.k), (f"v{i}", cache.v)):
+                address = store.data_ptr() + i * layer_bytes
+                b.bind_input(name, "cpu", 0, np.float32, shape, address)
+                b.bind_output(f"{name}_out", "cpu", 0, np.float32, shape, address)  # written in place
+        B = shape[0]
+        self._lengths = torch.zeros(B, dtype=torch.int32)
+        b.bind_input("past_len", "cpu", 0, np.int32, [B], self._lengths.data_ptr())
+        b.bind_input("total_len", "cpu", 0, np.int32, [1], self._total.data_ptr())
+        self._bound = key
+
+    def run(self, x: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, 1, D) → (h (B, 1, D), logits (B, V)); the new keys/values are written at ``cache.length`` and
+        the cache advanced. Call only when :meth:`accepts` (with ``allowed=None``) is True."""
+        self._bind_cache(cache)
+        self._lengths.fill_(cache.length)
+        self._total.fill_(cache.length + 1)
+        x = x.contiguous()
+        h = torch.empty_like(x)
+        logits = torch.empty(x.shape[0], self.vocab)
+        b = self._binding
+        b.bind_input("x", "cpu", 0, np.float32, list(x.shape), x.data_ptr())
+        b.bind_output("h", "cpu", 0, np.float32, list(h.shape), h.data_ptr())
+        b.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.data_ptr())
+        self.session.run_with_iobinding(b)
+        cache.advance(1)
+        return h, logits
+
+    def __call__(self, x: torch.Tensor, allowed: torch.Tensor | None, cache: KVCache) -> torch.Tensor:
+        """As :meth:`DecoderStack.step`: → h (B, 1, D)."""
+        if not self.accepts(x, allowed, cache):
+            raise ValueError("the ONNX decoding step needs an fp32 KV cache without padding and with room left")
+        return self.run(x, cache)[0]
+
+
+def session_options(threads: int | None = None):
+    """ONNX Runtime options for a decoding step: ``threads`` (default: PyTorch's) in one pool, quiet log."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    return options
+
+
+def matrix_runner(weights: list[torch.Tensor]) -> Callable[[], object]:
+    """A callable that multiplies one row through every matrix of ``weights`` (each (N, K)) on ONNX Runtime,
+    as a step does (what ``studio.inference.precision_choice`` times against PyTorch's kernels)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    g = _Graph()
+    widths = sorted({w.shape[1] for w in weights})
+    inputs = [helper.make_tensor_value_info(f"x{k}", TensorProto.FLOAT, [1, k]) for k in widths]
+    outs = [g.linear(f"x{w.shape[1]}", w, None) for w in weights]
+    total = g.one("Concat", outs, axis=-1)
+    graph = helper.make_graph(
+        g.nodes,
+        "matrices",
+        inputs,
+        [helper.make_tensor_value_info(total, TensorProto.FLOAT, [1, None])],
+        g.initializers,
+    )
+    proto = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", _OPSET), helper.make_opsetid("com.microsoft", 1)]
+    )
+    proto.ir_version = _IR_VERSION
+    session = ort.InferenceSession(proto.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
+    feeds = {f"x{k}": np.random.default_rng(0).standard_normal((1, k)).astype(np.float32) for k in widths}
+    return lambda: session.run(None, feeds)
+
+
+def attach(model: Text2SemanticModel) -> bool:
+    """Give ``model``'s decoder stack an ONNX Runtime step (its keys/values then cached in fp32). Returns False,
+    with the reason in the log, when ONNX Runtime is missing or refuses the graph."""
+    if not available():
+        return False
+    try:
+        model.h.onnx_step = OnnxDecodeStep(model)
+    except Exception as exc:  # an ONNX Runtime too old for MatMulNBits, a broken install
+        _LOGGER.warning("the ONNX Runtime decoding step is unavailable (%s): PyTorch decodes", exc)
+        return False
+    model.kv_dtype = torch.float32
+    return True

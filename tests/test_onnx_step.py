@@ -1,0 +1,183 @@
+"""The int8 GPT's decoding step on ONNX Runtime (``studio.models.onnx_step``, issue 9): the same function as
+PyTorch's step, keys/values written into the studio's own cache in place, inside the quality bounds, and the
+PyTorch step wherever it cannot serve (padding in batched decoding, ONNX Runtime missing)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from studio.inference import precision_choice
+from studio.models import onnx_step
+from studio.models.generate import generate_semantic, generate_semantic_batch
+from studio.models.kv_cache import KVCache
+from studio.models.precision import QUALITY_BOUNDS, convert_gpt, plan_for
+from studio.models.precision_quality import gpt_agreement, relative_error, teacher_forced_logits
+from studio.models.text2semantic import Text2SemanticConfig, Text2SemanticModel
+from studio.models.text2semantic_checkpoint import load_text2semantic
+
+pytestmark = pytest.mark.skipif(not onnx_step.available(), reason="ONNX Runtime is not installed")
+
+
+def _probe(model, n_text=20, n_tok=30, seed=3):
+    gen = torch.Generator().manual_seed(seed)
+    phones = torch.randint(0, model.config.phoneme_vocab_size, (1, n_text), generator=gen)
+    bert = torch.randn(1, model.config.bert_dim, n_text, generator=gen) * 0.1
+    tokens = torch.randint(0, 1024, (1, n_tok), generator=gen)
+    return phones, bert, tokens
+
+
+class _Counted:
+    """Counts the ONNX Runtime steps a model takes (wraps its ``onnx_step.run``)."""
+
+    def __init__(self, model) -> None:
+        self.step = model.h.onnx_step
+        self.real, self.calls = self.step.run, 0
+        self.step.run = self._run
+
+    def _run(self, *args, **kwargs):
+        self.calls += 1
+        return self.real(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt(golden) -> Text2SemanticModel:
+    return load_text2semantic(golden / "tiny_s1.ckpt").model.eval()
+
+
+def _dequantized_copy(model: Text2SemanticModel) -> Text2SemanticModel:
+    """``model`` with every decoder matrix replaced by what its 8-bit blocks stand for: the PyTorch fp32 step of
+    this copy computes what the ONNX step computes, up to the rounding of the activations."""
+    exact = copy.deepcopy(model)
+    with torch.no_grad():
+        for layer in exact.h.layers:
+            attn = layer.self_attn
+            for holder, name in ((attn, "in_proj_weight"), (attn.out_proj, "weight"), (layer.linear1, "weight"),
+                                 (layer.linear2, "weight")):  # fmt: skip
+                weight = getattr(holder, name)
+                q, scale = onnx_step.quantize_blocks(weight, onnx_step.block_size_for(weight.shape[1]))
+                weight.copy_(onnx_step.dequantize_blocks(q, scale))
+    return exact
+
+
+def test_the_onnx_step_computes_the_pytorch_step_and_fills_the_same_cache(tiny_gpt):
+    exact = _dequantized_copy(tiny_gpt)
+    fast = copy.deepcopy(tiny_gpt)
+    assert onnx_step.attach(fast) and fast.kv_dtype == torch.float32
+    counted = _Counted(fast)
+    phones, bert, tokens = _probe(tiny_gpt)
+    caches = []
+    logits = []
+    for model in (exact, fast):
+        with torch.inference_mode():
+            cache = KVCache.for_model(model, 1, 64)
+            rows = [model.prefill(model.embed_text(phones, bert), None, cache)]
+            for i in range(tokens.shape[1] - 1):
+                rows.append(model.decode_step(tokens[:, i : i + 1], i, cache))
+        caches.append(cache)
+        logits.append(torch.cat(rows))
+    assert counted.calls == tokens.shape[1] - 1, "every decoding step ran on ONNX Runtime"
+    n = caches[0].length
+    assert caches[1].length == n == phones.shape[1] + tokens.shape[1] - 1
+    # The keys/values ONNX Runtime wrote in place sit where PyTorch's step put them (int8 activations: ~1 %).
+    assert relative_error(caches[0].k[:, :, :, :n], caches[1].k[:, :, :, :n]) < 0.03
+    assert relative_error(caches[0].v[:, :, :, :n], caches[1].v[:, :, :, :n]) < 0.03
+    assert torch.count_nonzero(caches[1].k[:, :, :, n:]) == 0, "nothing is written past the filled positions"
+    assert relative_error(logits[0], logits[1]) < 0.03
+    agreement = gpt_agreement(logits[0], logits[1])
+    assert agreement.passes, agreement
+
+
+def test_official_size_onnx_step_stays_inside_the_bounds():
+    torch.manual_seed(0)
+    official = Text2SemanticModel(Text2SemanticConfig.v2()).eval()
+    probe = _probe(official, 40, 40, seed=7)
+    reference = teacher_forced_logits(official, *probe)
+    fast = convert_gpt(official, "int8")
+    assert onnx_step.attach(fast)
+    counted = _Counted(fast)
+    agreement = gpt_agreement(reference, teacher_forced_logits(fast, *probe))
+    assert counted.calls == probe[2].shape[1] - 1
+    assert 0 < agreement.kl <= QUALITY_BOUNDS.gpt_kl_max, agreement
+    assert agreement.top1 >= QUALITY_BOUNDS.gpt_top1_min, agreement
+
+
+def test_padded_batches_take_the_pytorch_step_and_decode_as_before(tiny_gpt):
+    """Left-padded sentences (batched decoding) have padding among the cached positions: the ONNX step must not
+    serve them, and the result equals the same model's PyTorch int8 path."""
+    torch_only = convert_gpt(copy.deepcopy(tiny_gpt), "int8")
+    torch_only.kv_dtype = torch.float32  # what attach sets: the same cache as the ONNX-backed model
+    fast = convert_gpt(copy.deepcopy(tiny_gpt), "int8")
+    assert onnx_step.attach(fast)
+    counted = _Counted(fast)
+    gen = torch.Generator().manual_seed(5)
+    items = [(torch.randint(0, 700, (n,), generator=gen), torch.randn(1024, n, generator=gen) * 0.1) for n in (7, 12)]
+    prompt = torch.randint(0, 1024, (10,), generator=gen)
+    runs = [
+        generate_semantic_batch(m, items, prompt, max_steps=20, generator=torch.Generator().manual_seed(1))
+        for m in (torch_only, fast)
+    ]
+    assert counted.calls == 0
+    for a, b in zip(*runs, strict=True):
+        assert torch.equal(a.tokens, b.tokens)
+
+
+def test_a_lone_sentence_decodes_on_onnx_runtime(tiny_gpt):
+    fast = convert_gpt(copy.deepcopy(tiny_gpt), "int8")
+    assert onnx_step.attach(fast)
+    counted = _Counted(fast)
+    phones, bert, tokens = _probe(tiny_gpt, 9, 12)
+    result = generate_semantic(fast, phones, bert, tokens[0], max_steps=25, generator=torch.Generator().manual_seed(0))
+    assert counted.calls == result.n_steps - 1 > 0
+    assert 0 < result.tokens.numel() <= 25
+
+
+def test_the_plan_names_the_runtime_and_falls_back_without_onnx_runtime(tiny_gpt, tiny_s2_pth, monkeypatch):
+    from studio.models.sovits.checkpoint import load_sovits
+
+    plan = plan_for("int8", fast_bf16=False, onnx_step=True)
+    assert plan.gpt_runtime == "onnxruntime" and "ONNX Runtime" in plan.describe()
+    assert plan_for("bf16", fast_bf16=False, onnx_step=True).gpt_runtime == "pytorch"
+    sovits = load_sovits(tiny_s2_pth).model
+    held, _ = precision_choice.apply_plan(copy.deepcopy(tiny_gpt), sovits, plan)
+    assert held.gpt_runtime == "onnxruntime"
+    monkeypatch.setattr(onnx_step, "available", lambda: False)
+    gpt = copy.deepcopy(tiny_gpt)
+    held, reload_gpt = precision_choice.apply_plan(gpt, sovits, plan)
+    assert not reload_gpt and held.gpt_runtime == "pytorch" and "unavailable" in held.reason
+    assert gpt.h.onnx_step is None and held.gpt == "int8"
+
+
+def test_the_runtime_can_be_forced(monkeypatch):
+    speeds = precision_choice.MachineSpeeds({"fp32": 10.0, "int8": 4.0, "int8-onnx": 2.0}, {"fp32": 1.0})
+    assert speeds.onnx_faster and speeds.fastest_mode() == "int8"
+    assert precision_choice._use_onnx(speeds)
+    monkeypatch.setenv(precision_choice.RUNTIME_ENV, "pytorch")
+    assert not precision_choice._use_onnx(speeds)
+    slower = precision_choice.MachineSpeeds({"fp32": 10.0, "int8": 4.0, "int8-onnx": 5.0}, {"fp32": 1.0})
+    monkeypatch.delenv(precision_choice.RUNTIME_ENV)
+    assert not slower.onnx_faster and not precision_choice._use_onnx(slower)
+
+
+@pytest.mark.parametrize("runtime", ["pytorch fp32", "onnxruntime int8"])
+def test_a_growing_cache_decodes_the_same_tokens(tiny_gpt, runtime, monkeypatch):
+    """A decoding call starts with room for a few steps and grows its cache; the tokens do not change (the ONNX
+    step binds the grown buffers)."""
+    from studio.models import generate
+
+    model = copy.deepcopy(tiny_gpt)
+    if runtime.startswith("onnx"):
+        assert onnx_step.attach(convert_gpt(model, "int8"))
+    phones, bert, tokens = _probe(tiny_gpt, 9, 12, seed=11)
+
+    def run():
+        gen = torch.Generator().manual_seed(4)
+        return generate_semantic(model, phones, bert, tokens[0], max_steps=60, generator=gen, top_k=5)
+
+    roomy = run()
+    monkeypatch.setattr(generate, "INITIAL_STEPS", 3)
+    tight = run()
+    assert roomy.n_steps > 8, "the sentence outgrows the small cache"
+    assert torch.equal(roomy.tokens, tight.tokens)
