@@ -1,6 +1,6 @@
 """The int8 GPT's decoding step on ONNX Runtime (``studio.models.onnx_step``, issue 9): the same function as
-PyTorch's step, keys/values written into the studio's own cache in place, inside the quality bounds, and the
-PyTorch step wherever it cannot serve (padding in batched decoding, ONNX Runtime missing)."""
+PyTorch's step (padded batches included), keys/values written into the studio's own cache in place, inside the
+quality bounds, and the PyTorch step where ONNX Runtime is missing."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 from studio.inference import precision_choice
 from studio.models import onnx_step
-from studio.models.generate import generate_semantic, generate_semantic_batch
+from studio.models.generate import generate_semantic
 from studio.models.kv_cache import KVCache
 from studio.models.precision import QUALITY_BOUNDS, convert_gpt, plan_for
 from studio.models.precision_quality import gpt_agreement, relative_error, teacher_forced_logits
@@ -104,24 +104,35 @@ def test_official_size_onnx_step_stays_inside_the_bounds():
     assert agreement.top1 >= QUALITY_BOUNDS.gpt_top1_min, agreement
 
 
-def test_padded_batches_take_the_pytorch_step_and_decode_as_before(tiny_gpt):
-    """Left-padded sentences (batched decoding) have padding among the cached positions: the ONNX step must not
-    serve them, and the result equals the same model's PyTorch int8 path."""
-    torch_only = convert_gpt(copy.deepcopy(tiny_gpt), "int8")
-    torch_only.kv_dtype = torch.float32  # what attach sets: the same cache as the ONNX-backed model
-    fast = convert_gpt(copy.deepcopy(tiny_gpt), "int8")
+def test_padded_batches_decode_on_onnx_runtime_like_pytorch(tiny_gpt):
+    """Left-padded sentences (batched decoding) have padding among the cached positions: the ONNX step masks it
+    as PyTorch's step does, row by row."""
+    exact = _dequantized_copy(tiny_gpt)
+    fast = copy.deepcopy(tiny_gpt)
     assert onnx_step.attach(fast)
     counted = _Counted(fast)
     gen = torch.Generator().manual_seed(5)
-    items = [(torch.randint(0, 700, (n,), generator=gen), torch.randn(1024, n, generator=gen) * 0.1) for n in (7, 12)]
-    prompt = torch.randint(0, 1024, (10,), generator=gen)
-    runs = [
-        generate_semantic_batch(m, items, prompt, max_steps=20, generator=torch.Generator().manual_seed(1))
-        for m in (torch_only, fast)
-    ]
-    assert counted.calls == 0
-    for a, b in zip(*runs, strict=True):
-        assert torch.equal(a.tokens, b.tokens)
+    lengths = (7, 12)
+    text = torch.zeros(2, max(lengths), tiny_gpt.config.hidden_dim)
+    padding = torch.zeros(2, max(lengths), dtype=torch.bool)
+    for row, n in enumerate(lengths):
+        phones = torch.randint(0, 700, (1, n), generator=gen)
+        text[row, -n:] = tiny_gpt.embed_text(phones, torch.randn(1, 1024, n, generator=gen) * 0.1)[0].detach()
+        padding[row, : max(lengths) - n] = True
+    prompt = torch.randint(0, 1024, (2, 10), generator=gen)
+    steps = torch.randint(0, 1024, (2, 15), generator=gen)
+    logits = []
+    for model in (exact, fast):
+        with torch.inference_mode():
+            cache = KVCache.for_model(model, 2, 64)
+            rows = [model.prefill(text, prompt, cache, text_padding=padding)]
+            for i in range(steps.shape[1]):
+                rows.append(model.decode_step(steps[:, i : i + 1], 10 + i, cache))
+        logits.append(torch.stack(rows))  # (steps, B, V)
+    assert counted.calls == steps.shape[1]
+    assert relative_error(logits[0], logits[1]) < 0.03
+    for row in range(2):
+        assert gpt_agreement(logits[0][:, row], logits[1][:, row]).passes
 
 
 def test_a_lone_sentence_decodes_on_onnx_runtime(tiny_gpt):
@@ -181,3 +192,28 @@ def test_a_growing_cache_decodes_the_same_tokens(tiny_gpt, runtime, monkeypatch)
     tight = run()
     assert roomy.n_steps > 8, "the sentence outgrows the small cache"
     assert torch.equal(roomy.tokens, tight.tokens)
+
+
+def test_continuous_batching_on_onnx_runtime_decodes_each_row_as_alone(tiny_gpt):
+    """Rows of the server's shared batch (right-aligned, padding in front of the shorter ones) step on ONNX
+    Runtime and give what each gives alone, up to float rounding."""
+    from studio.models.batch_decode import decode_together, make_row
+
+    fast = convert_gpt(copy.deepcopy(tiny_gpt), "int8")
+    assert onnx_step.attach(fast)
+    counted = _Counted(fast)
+    probes = [_probe(tiny_gpt, n_text, 12, seed=seed) for n_text, seed in ((6, 1), (11, 2))]
+
+    def row(probe, seed):
+        phones, bert, tokens = probe
+        gen = torch.Generator().manual_seed(seed)
+        return make_row(fast, phones, bert, tokens[0, :8], max_steps=20, generator=gen, record_logits=True)
+
+    together = decode_together(fast, [row(p, 10 + i) for i, p in enumerate(probes)], join_at=[0, 3])
+    batched_calls = counted.calls
+    assert batched_calls > 0
+    for i, (phones, bert, tokens) in enumerate(probes):
+        gen = torch.Generator().manual_seed(10 + i)
+        alone = generate_semantic(fast, phones, bert, tokens[0, :8], max_steps=20, generator=gen, record_logits=True)
+        assert torch.equal(alone.tokens, together[i].tokens)
+        assert relative_error(alone.step_logits, together[i].step_logits) < 1e-4

@@ -149,7 +149,8 @@ def build_step_graph(model: Text2SemanticModel) -> bytes:
     """The serialized ONNX model of one decoding step for ``model``'s decoder stack.
 
     Inputs: ``x`` (B, 1, D) the embedded new positions; ``past_len`` (B,) int32 positions already cached per
-    row and ``total_len`` (1,) int32 = past_len + 1; ``k0…``/``v0…`` (B, H, L, Dh) each layer's key/value
+    row and ``total_len`` (1,) int32 = past_len + 1; ``bias`` (B, 1, 1, total_len) added to the attention
+    scores (0, or −inf where a row must not look: padding); ``k0…``/``v0…`` (B, H, L, Dh) each layer's key/value
     cache. Outputs: ``h`` (B, 1, D), ``logits`` (B, V) (the fp32 output layer), and ``k0_out…``/``v0_out…``: the same caches with the new position written
     (bound to the input's memory, so ONNX Runtime writes in place).
     """
@@ -163,6 +164,7 @@ def build_step_graph(model: Text2SemanticModel) -> bytes:
         helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 1, D]),
         helper.make_tensor_value_info("past_len", TensorProto.INT32, ["B"]),
         helper.make_tensor_value_info("total_len", TensorProto.INT32, [1]),
+        helper.make_tensor_value_info("bias", TensorProto.FLOAT, ["B", 1, 1, "T"]),
     ]
     outputs = [helper.make_tensor_value_info("h", TensorProto.FLOAT, ["B", 1, D])]
     x = "x"
@@ -178,7 +180,7 @@ def build_step_graph(model: Text2SemanticModel) -> bytes:
         qkv = g.linear(x, w_qkv, b_qkv)  # (B, 1, 3D): queries, keys, values
         a = g.op(
             "GroupQueryAttention",
-            [qkv, "", "", f"k{i}", f"v{i}", "past_len", "total_len"],
+            [qkv, "", "", f"k{i}", f"v{i}", "past_len", "total_len", "", "", "", "bias"],
             domain="com.microsoft",
             n_out=1,
             num_heads=H,
@@ -209,7 +211,7 @@ class OnnxDecodeStep:
     """One decoding step of a GPT's decoder stack on ONNX Runtime (see the module docstring).
 
     Called as ``step(x, allowed, cache)`` in place of :meth:`DecoderStack.step`: x (B, 1, D) fp32, ``allowed``
-    None (no cached position is padding), ``cache`` a contiguous fp32 :class:`KVCache` → (B, 1, D), the cache
+    (B|1, 1, 1, S) True where a row may look, or None, ``cache`` a contiguous fp32 :class:`KVCache` → (B, 1, D), the cache
     advanced by one. :meth:`accepts` says whether a call can run here.
     """
 
@@ -229,16 +231,17 @@ class OnnxDecodeStep:
 
     @staticmethod
     def accepts(x: torch.Tensor, allowed: torch.Tensor | None, cache: KVCache) -> bool:
-        """True when this step can serve the call: fp32 input and cache, no padding among the cached positions
-        (rows of batched decoding with padding in front take the PyTorch step), room for one more position."""
+        """True when this step can serve the call: fp32 input and a contiguous fp32 cache on the CPU with room
+        for one more position (rows with padding in front — batched decoding — are served too)."""
         return (
-            allowed is None
-            and x.dtype == torch.float32
+            x.dtype == torch.float32
             and x.device.type == "cpu"
+            and x.shape[1] == 1
             and cache.k.dtype == torch.float32
             and cache.k.is_contiguous()
             and cache.v.is_contiguous()
             and cache.length < cache.capacity
+            and (allowed is None or allowed.shape[-1] == cache.length + 1)
         )
 
     def _bind_cache(self, cache: KVCache) -> None:
@@ -259,17 +262,26 @@ class OnnxDecodeStep:
         b.bind_input("total_len", "cpu", 0, np.int32, [1], self._total.data_ptr())
         self._bound = key
 
-    def run(self, x: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, torch.Tensor]:
+    def run(
+        self, x: torch.Tensor, cache: KVCache, allowed: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, 1, D) → (h (B, 1, D), logits (B, V)); the new keys/values are written at ``cache.length`` and
-        the cache advanced. Call only when :meth:`accepts` (with ``allowed=None``) is True."""
+        the cache advanced. ``allowed`` (B|1, 1, 1, length + 1) as for :meth:`DecoderStack.step`. Call only when
+        :meth:`accepts` is True."""
         self._bind_cache(cache)
-        self._lengths.fill_(cache.length)
-        self._total.fill_(cache.length + 1)
+        B, n = x.shape[0], cache.length
+        self._lengths.fill_(n)
+        self._total.fill_(n + 1)
         x = x.contiguous()
+        if allowed is None:
+            bias = torch.zeros(B, 1, 1, n + 1)
+        else:
+            bias = torch.zeros(allowed.shape).masked_fill_(~allowed, float("-inf")).expand(B, 1, 1, n + 1).contiguous()
         h = torch.empty_like(x)
-        logits = torch.empty(x.shape[0], self.vocab)
+        logits = torch.empty(B, self.vocab)
         b = self._binding
         b.bind_input("x", "cpu", 0, np.float32, list(x.shape), x.data_ptr())
+        b.bind_input("bias", "cpu", 0, np.float32, list(bias.shape), bias.data_ptr())
         b.bind_output("h", "cpu", 0, np.float32, list(h.shape), h.data_ptr())
         b.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.data_ptr())
         self.session.run_with_iobinding(b)
@@ -279,8 +291,10 @@ class OnnxDecodeStep:
     def __call__(self, x: torch.Tensor, allowed: torch.Tensor | None, cache: KVCache) -> torch.Tensor:
         """As :meth:`DecoderStack.step`: → h (B, 1, D)."""
         if not self.accepts(x, allowed, cache):
-            raise ValueError("the ONNX decoding step needs an fp32 KV cache without padding and with room left")
-        return self.run(x, cache)[0]
+            raise ValueError(
+                "the ONNX decoding step needs one new fp32 position and a contiguous fp32 KV cache with room"
+            )
+        return self.run(x, cache, allowed)[0]
 
 
 def session_options(threads: int | None = None):

@@ -364,7 +364,7 @@ class Text2SemanticModel(nn.Module):
         if fast is not None and not self.training and not torch.is_grad_enabled():
             mask = cache.attention_mask(1)
             if fast.accepts(y, mask, cache):
-                return fast.run(y, cache)[1]  # the whole step, output layer included, in one call
+                return fast.run(y, cache, mask)[1]  # the whole step, output layer included, in one call
         if self.h.can_step_lean():
             h = self.h.step(y, cache.attention_mask(1), cache)
         else:
