@@ -62,9 +62,28 @@ def _dequantized_copy(model: Text2SemanticModel) -> Text2SemanticModel:
     return exact
 
 
-def test_the_onnx_step_computes_the_pytorch_step_and_fills_the_same_cache(tiny_gpt):
-    exact = _dequantized_copy(tiny_gpt)
-    fast = copy.deepcopy(tiny_gpt)
+def _int8_as_fp32(model: Text2SemanticModel) -> Text2SemanticModel:
+    """``model`` with every decoder matrix replaced by its PyTorch int8 version's values (q · row scale)."""
+    exact = copy.deepcopy(model)
+    light = convert_gpt(copy.deepcopy(model), "int8")
+    with torch.no_grad():
+        for layer, int8 in zip(exact.h.layers, light.h.layers, strict=True):
+            pairs = [(layer.self_attn.in_proj_weight, int8.self_attn.in_proj), (layer.self_attn.out_proj.weight,
+                     int8.self_attn.out_proj), (layer.linear1.weight, int8.linear1), (layer.linear2.weight, int8.linear2)]  # fmt: skip
+            for weight, converted in pairs:
+                q, scale, _ = converted.unpacked()
+                weight.copy_(q.float() * scale[:, None])
+    return exact
+
+
+@pytest.mark.parametrize("weights", ["fp32", "int8"])
+def test_the_onnx_step_computes_the_pytorch_step_and_fills_the_same_cache(tiny_gpt, weights):
+    """From fp32 weights the step quantizes in blocks; from a PyTorch int8 model it keeps that model's own int8
+    values. Either way it computes what PyTorch computes with those values."""
+    if weights == "fp32":
+        exact, fast = _dequantized_copy(tiny_gpt), copy.deepcopy(tiny_gpt)
+    else:
+        exact, fast = _int8_as_fp32(tiny_gpt), convert_gpt(copy.deepcopy(tiny_gpt), "int8")
     assert onnx_step.attach(fast) and fast.kv_dtype == torch.float32
     counted = _Counted(fast)
     phones, bert, tokens = _probe(tiny_gpt)

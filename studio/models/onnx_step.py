@@ -8,16 +8,17 @@ no longer each cost a trip through Python and the dispatcher.
 
 What runs where:
 
-* Prefill, embeddings, the output layer and sampling stay in PyTorch; only :meth:`DecoderStack.step` — one new
-  position per row through the 24 layers — runs here. Rows may come and go between steps (batched decoding).
-* The graph is built by hand from the model's weights (no exporter): per layer the packed q/k/v product, the
-  attention over the cached keys/values plus the new position, the output product, two layer norms and the
-  feed-forward products. Matrices hold int8 weights with one fp32 scale per 128 inputs of each output row
-  (finer than one scale per row); everything else is fp32.
-* Keys and values stay in the PyTorch :class:`KVCache` (fp32) and are read in place: each layer's slice is
-  handed to ONNX Runtime by address, never copied. The step attends to cached positions through an additive
-  mask (0 = visible, −inf = not yet written or padding), returns the new keys/values of every layer, and the
-  cache stores them with one copy.
+* Prefill, embeddings and sampling stay in PyTorch; a decoding step — one new position per row through the
+  24 layers and the output layer — runs here, for a lone sentence and for batched rows alike (rows may come
+  and go between steps).
+* The graph is built by hand from the model's weights (no exporter): per layer the packed q/k/v product,
+  ``GroupQueryAttention`` over the cached positions and the new one, the output product, two layer norms and
+  the feed-forward products; then the fp32 output layer. The int8 matrices are the very int8 values and
+  per-row scales PyTorch's prefill multiplies by (fp32 weights would be quantized with one scale per 128
+  inputs); everything else is fp32.
+* Keys and values stay in the PyTorch :class:`KVCache` (fp32): each layer's slice is handed to ONNX Runtime by
+  address, and the attention writes the new position's keys/values into it in place. Padding among the cached
+  positions (batched rows) is masked by an additive bias (−inf where a row must not look).
 
 ONNX Runtime is optional: :func:`available` says whether it can be used, and without it the PyTorch int8 path
 runs.
@@ -26,7 +27,9 @@ runs.
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -111,15 +114,16 @@ class _Graph:
     def one(self, op_type: str, inputs: list[str], domain: str = "", **attrs) -> str:
         return self.op(op_type, inputs, domain, 1, **attrs)[0]
 
-    def linear(self, x: str, weight: torch.Tensor, bias: torch.Tensor | None) -> str:
-        n, k = weight.shape
-        block = block_size_for(k)
-        q, scale = quantize_blocks(weight, block)
+    def linear(self, x: str, layer: torch.nn.Module) -> str:
+        """x · Wᵀ + b for a decoder matrix held as fp32 (``nn.Linear``, quantized here in blocks) or as PyTorch
+        int8 (:class:`~studio.models.precision.Int8Linear`: its own int8 values and row scales, unchanged)."""
+        q, scale, bias = matrix_blocks(layer)
+        n, n_blocks, block = q.shape
         y = self.one(
             "MatMulNBits",
             [x, self.const(q, "w"), self.const(scale, "s")],
             domain="com.microsoft",
-            K=k,
+            K=n_blocks * block,
             N=n,
             bits=8,
             block_size=block,
@@ -135,14 +139,30 @@ class _Graph:
         return self.one("LayerNormalization", [self.one("Add", [x, update]), weight, bias], axis=-1, epsilon=norm.eps)
 
 
-def _light_weights(linear: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(fp32 weight, bias) of a decoder matrix, whichever form it is held in now (fp32 or PyTorch int8)."""
-    if hasattr(linear, "unpacked"):  # studio.models.precision.Int8Linear
-        q, scale, bias = linear.unpacked()
-        return q.float() * scale[:, None], bias
-    if hasattr(linear, "weight_bf16"):
-        return linear.weight_bf16.float(), linear.bias
-    return linear.weight, linear.bias
+class _Matrix(torch.nn.Module):
+    """fp32 weight and bias held like an ``nn.Linear`` (the packed q/k/v projection) for :func:`matrix_blocks`."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        self.weight, self.bias = weight, bias
+
+
+def matrix_blocks(layer: torch.nn.Module) -> tuple[np.ndarray, np.ndarray, torch.Tensor | None]:
+    """A decoder matrix in ``MatMulNBits`` layout: (uint8 (N, K/bs, bs), fp32 scales (N·K/bs,), bias).
+
+    An :class:`~studio.models.precision.Int8Linear` keeps its int8 values and one scale per row (repeated for
+    each block), so prefill (PyTorch) and decoding steps (here) multiply by the same numbers; fp32 weights are
+    quantized in blocks of :func:`block_size_for` inputs."""
+    if hasattr(layer, "unpacked"):
+        q, row_scale, bias = layer.unpacked()
+        n, k = q.shape
+        block = block_size_for(k)
+        blocks = (q.to(torch.int16) + 128).to(torch.uint8).reshape(n, k // block, block)
+        scales = row_scale.float().repeat_interleave(k // block)
+        return blocks.numpy(), scales.numpy(), bias
+    weight = layer.weight_bf16.float() if hasattr(layer, "weight_bf16") else layer.weight
+    q, scales = quantize_blocks(weight, block_size_for(weight.shape[1]))
+    return q, scales, layer.bias
 
 
 def build_step_graph(model: Text2SemanticModel) -> bytes:
@@ -173,11 +193,8 @@ def build_step_graph(model: Text2SemanticModel) -> bytes:
         for name in (f"k{i}", f"v{i}"):
             inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["B", H, "L", Dh]))
             outputs.append(helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT, ["B", H, "L", Dh]))
-        if attn.in_proj is not None:
-            w_qkv, b_qkv = _light_weights(attn.in_proj)
-        else:
-            w_qkv, b_qkv = attn.in_proj_weight, attn.in_proj_bias
-        qkv = g.linear(x, w_qkv, b_qkv)  # (B, 1, 3D): queries, keys, values
+        packed = attn.in_proj if attn.in_proj is not None else _Matrix(attn.in_proj_weight, attn.in_proj_bias)
+        qkv = g.linear(x, packed)  # (B, 1, 3D): queries, keys, values
         a = g.op(
             "GroupQueryAttention",
             [qkv, "", "", f"k{i}", f"v{i}", "past_len", "total_len", "", "", "", "bias"],
@@ -187,10 +204,10 @@ def build_step_graph(model: Text2SemanticModel) -> bytes:
             kv_num_heads=H,
         )[0]
         g.nodes[-1].output.extend([f"k{i}_out", f"v{i}_out"])
-        a = g.linear(a, *_light_weights(attn.out_proj))
+        a = g.linear(a, attn.out_proj)
         x = g.residual_norm(x, a, layer.norm1)
-        ff = g.one("Relu", [g.linear(x, *_light_weights(layer.linear1))])
-        ff = g.linear(ff, *_light_weights(layer.linear2))
+        ff = g.one("Relu", [g.linear(x, layer.linear1)])
+        ff = g.linear(ff, layer.linear2)
         x = g.residual_norm(x, ff, layer.norm2)
     g.nodes.append(helper.make_node("Identity", [x], ["h"]))
     # The output layer stays fp32 (its logits decide every sampled token); it runs here so that a decoding step
@@ -221,9 +238,12 @@ class OnnxDecodeStep:
         cfg = model.config
         self.n_layer, self.n_head, self.dim, self.vocab = cfg.n_layer, cfg.n_head, cfg.hidden_dim, cfg.vocab_size
         options = session_options(threads)
-        graph = build_step_graph(model)
-        self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-        del graph
+        # From a file, not from bytes: ONNX Runtime's Python session keeps the bytes it was given for its whole
+        # life (the ~80 MB of weights a second time); the file is gone once the session holds its packed copy.
+        with tempfile.TemporaryDirectory(prefix="studio-onnx-") as folder:
+            path = Path(folder) / "gpt_decode_step.onnx"
+            path.write_bytes(build_step_graph(model))
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._binding = self.session.io_binding()
         self._bound: tuple | None = None  # (k address, v address, shape) the cache is bound to
         self._lengths = torch.zeros(0, dtype=torch.int32)
@@ -318,7 +338,7 @@ def matrix_runner(weights: list[torch.Tensor]) -> Callable[[], object]:
     g = _Graph()
     widths = sorted({w.shape[1] for w in weights})
     inputs = [helper.make_tensor_value_info(f"x{k}", TensorProto.FLOAT, [1, k]) for k in widths]
-    outs = [g.linear(f"x{w.shape[1]}", w, None) for w in weights]
+    outs = [g.linear(f"x{w.shape[1]}", _Matrix(w, None)) for w in weights]
     total = g.one("Concat", outs, axis=-1)
     graph = helper.make_graph(
         g.nodes,

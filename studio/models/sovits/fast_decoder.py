@@ -12,6 +12,15 @@ applied, reshaped to (out, in, 1, k), channels-last, in the chosen dtype):
   residual sums stay bf16, the last convolution and tanh run in fp32. Quality: SNR against fp32, see
   :mod:`studio.models.precision_quality`.
 
+On a CPU the latent frames are decoded in windows of one fixed length (:data:`WINDOW` frames, overlapping by
+:data:`MARGIN` on each side, the last one padded). oneDNN builds (JIT-compiles) its convolution kernels for each
+new input length and keeps them with their buffers: decoded whole, every sentence of a new length cost ~1.3 s
+of kernel building in bf16 (more than the decoding itself) and ~1.8 MB per latent frame that stayed allocated
+for good. With one window length the kernels are built once per process. The result is the same: a window's
+frames farther than the generator's receptive field (~11 latent frames) from a cut edge are exactly what the
+whole sequence gives, the margins are dropped, and past the true end every layer's output is zeroed — what
+the convolutions' own zero padding sees in a whole-sequence pass.
+
 Nothing is trained through this path: :func:`prepare_generator` is called on inference models only, and
 :meth:`Generator.forward` uses it when present.
 """
@@ -25,6 +34,8 @@ from torch import nn
 from studio.models.sovits.layers import WeightNormConv1d, WeightNormConvTranspose1d
 
 _CL = torch.channels_last
+WINDOW = 128  # latent frames per decoding window on a CPU (2.56 s of audio at 50 frames/s)
+MARGIN = 12  # context frames kept on each cut side of a window (≥ the generator's receptive field, ~11.3)
 
 
 def _weight_of(conv: nn.Module) -> torch.Tensor:
@@ -77,29 +88,69 @@ class FastGenerator(nn.Module):
             for rb in gen.resblocks
         )
         self.conv_post = _Conv(gen.conv_post, torch.float32)
+        self.hop = 1
+        for up in self.ups:
+            self.hop *= up.stride[1]  # output samples per latent frame
 
-    def _resblock(self, pairs: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
+    def _resblock(self, pairs: nn.ModuleList, x: torch.Tensor, valid: int | None) -> torch.Tensor:
         for conv1, conv2 in pairs:
-            xt = conv1(F.leaky_relu(x, self.slope))
-            x = conv2(F.leaky_relu(xt, self.slope)) + x
+            xt = _zero_tail(conv1(F.leaky_relu(x, self.slope)), valid)
+            x = _zero_tail(conv2(F.leaky_relu(xt, self.slope)), valid) + x
         return x
+
+    def _run(self, x: torch.Tensor, g: torch.Tensor | None, valid: int | None = None) -> torch.Tensor:
+        """The generator over x (B, C_in, T) → (B, 1, T·hop); with ``valid``, frames from ``valid`` on are
+        padding: every layer's output there is zeroed, as if the sequence ended at ``valid``."""
+        x = self.conv_pre(x.float().unsqueeze(2).contiguous(memory_format=_CL))  # (B, C0, 1, T)
+        if g is not None and self.cond is not None:
+            x = x + self.cond(g.float().unsqueeze(2).contiguous(memory_format=_CL))
+        x = _zero_tail(x.to(self.dtype), valid)
+        for i, up in enumerate(self.ups):
+            if valid is not None:
+                valid *= up.stride[1]
+            x = _zero_tail(up(F.leaky_relu(x, self.slope)), valid)  # (B, C_i, 1, T·rate…)
+            blocks = self.blocks[i * self.num_kernels : (i + 1) * self.num_kernels]
+            xs = self._resblock(blocks[0], x, valid)
+            for block in blocks[1:]:
+                xs = xs + self._resblock(block, x, valid)
+            x = xs / self.num_kernels
+        x = self.conv_post(F.leaky_relu(x.float()))  # (B, 1, 1, T_wav), slope 0.01 as upstream
+        return torch.tanh(x).squeeze(2).contiguous()
 
     @torch.inference_mode()
     def forward(self, x: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, C_in, T), g (B, G, 1) → wav (B, 1, T·prod(upsample_rates)) float32."""
-        x = self.conv_pre(x.float().unsqueeze(2).contiguous(memory_format=_CL))  # (B, C0, 1, T)
-        if g is not None and self.cond is not None:
-            x = x + self.cond(g.float().unsqueeze(2).contiguous(memory_format=_CL))
-        x = x.to(self.dtype)
-        for i, up in enumerate(self.ups):
-            x = up(F.leaky_relu(x, self.slope))  # (B, C_i, 1, T·rate…)
-            blocks = self.blocks[i * self.num_kernels : (i + 1) * self.num_kernels]
-            xs = self._resblock(blocks[0], x)
-            for block in blocks[1:]:
-                xs = xs + self._resblock(block, x)
-            x = xs / self.num_kernels
-        x = self.conv_post(F.leaky_relu(x.float()))  # (B, 1, 1, T_wav), slope 0.01 as upstream
-        return torch.tanh(x).squeeze(2).contiguous()
+        if x.device.type != "cpu":
+            return self._run(x, g)
+        if x.shape[0] > 1:  # one row at a time: the kernels stay those of batch 1
+            rows = [self.forward(x[b : b + 1], None if g is None else g[b : b + 1]) for b in range(x.shape[0])]
+            return torch.cat(rows)
+        return torch.cat([piece for piece in self._windows(x, g)], dim=-1)
+
+    def _windows(self, x: torch.Tensor, g: torch.Tensor | None):
+        """The waveform of x (1, C_in, T) piece by piece, each from one :data:`WINDOW`-frame window."""
+        T, hop = x.shape[-1], self.hop
+        start = 0  # the window's first frame
+        while True:
+            end = start + WINDOW
+            window = x[..., start:end]
+            valid = None if window.shape[-1] == WINDOW else window.shape[-1]
+            if valid is not None:
+                window = F.pad(window, (0, WINDOW - valid))
+            wav = self._run(window, g, valid)
+            first = 0 if start == 0 else MARGIN  # frames of this window that go to the output
+            last = T - start if end >= T else WINDOW - MARGIN
+            yield wav[..., first * hop : last * hop]
+            if end >= T:
+                return
+            start += last - MARGIN
+
+
+def _zero_tail(x: torch.Tensor, valid: int | None) -> torch.Tensor:
+    """x (B, C, 1, T) with the samples from ``valid`` on set to zero (in place; None: untouched)."""
+    if valid is not None and valid < x.shape[-1]:
+        x[..., valid:] = 0
+    return x
 
 
 def prepare_generator(gen: nn.Module, dtype: torch.dtype = torch.float32) -> FastGenerator:
