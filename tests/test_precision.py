@@ -251,7 +251,7 @@ def test_the_command_line_offers_every_mode():
     assert tuple(parser._option_string_actions["--precision"].choices) == PRECISION_CHOICES
 
 
-@pytest.mark.parametrize("frames", [7, 128, 129, 300])
+@pytest.mark.parametrize("frames", [7, 32, 33, 128, 129, 300])
 def test_windowed_decoding_equals_the_whole_sequence(frames):
     """The CPU decoder works in fixed windows (one kernel build per process, not one per sentence length); cut
     margins and the padded end leave the waveform what the plain generator gives for the whole sequence."""

@@ -13,7 +13,8 @@ applied, reshaped to (out, in, 1, k), channels-last, in the chosen dtype):
   :mod:`studio.models.precision_quality`.
 
 On a CPU the latent frames are decoded in windows of one fixed length (:data:`WINDOW` frames, overlapping by
-:data:`MARGIN` on each side, the last one padded). oneDNN builds (JIT-compiles) its convolution kernels for each
+:data:`MARGIN` on each side, the last one padded; inputs of at most :data:`SHORT_WINDOW` frames — a streamed
+sentence's first chunks — in one short padded window). oneDNN builds (JIT-compiles) its convolution kernels for each
 new input length and keeps them with their buffers: decoded whole, every sentence of a new length cost ~1.3 s
 of kernel building in bf16 (more than the decoding itself) and ~1.8 MB per latent frame that stayed allocated
 for good. With one window length the kernels are built once per process. The result is the same: a window's
@@ -35,6 +36,7 @@ from studio.models.sovits.layers import WeightNormConv1d, WeightNormConvTranspos
 
 _CL = torch.channels_last
 WINDOW = 128  # latent frames per decoding window on a CPU (2.56 s of audio at 50 frames/s)
+SHORT_WINDOW = 32  # the window of inputs this short (a streamed sentence's first chunks): one pass, padded
 MARGIN = 12  # context frames kept on each cut side of a window (≥ the generator's receptive field, ~11.3)
 
 
@@ -130,20 +132,29 @@ class FastGenerator(nn.Module):
     def _windows(self, x: torch.Tensor, g: torch.Tensor | None):
         """The waveform of x (1, C_in, T) piece by piece, each from one :data:`WINDOW`-frame window."""
         T, hop = x.shape[-1], self.hop
+        size = SHORT_WINDOW if T <= SHORT_WINDOW else WINDOW
         start = 0  # the window's first frame
         while True:
-            end = start + WINDOW
+            end = start + size
             window = x[..., start:end]
-            valid = None if window.shape[-1] == WINDOW else window.shape[-1]
+            valid = None if window.shape[-1] == size else window.shape[-1]
             if valid is not None:
-                window = F.pad(window, (0, WINDOW - valid))
+                window = F.pad(window, (0, size - valid))
             wav = self._run(window, g, valid)
             first = 0 if start == 0 else MARGIN  # frames of this window that go to the output
-            last = T - start if end >= T else WINDOW - MARGIN
+            last = T - start if end >= T else size - MARGIN
             yield wav[..., first * hop : last * hop]
             if end >= T:
                 return
             start += last - MARGIN
+
+    def warm(self) -> None:
+        """Build the kernels of both window lengths now (~1–2 s on a CPU, once per process) rather than during
+        the first sentence."""
+        device = self.conv_pre.weight.device
+        g = None if self.cond is None else torch.zeros(1, self.cond.weight.shape[1], 1, device=device)
+        for frames in (SHORT_WINDOW, WINDOW):
+            self.forward(torch.zeros(1, self.conv_pre.weight.shape[1], frames, device=device), g)
 
 
 def _zero_tail(x: torch.Tensor, valid: int | None) -> torch.Tensor:
