@@ -7,7 +7,8 @@
 * ``int8`` — every converted matrix is stored as int8 with one fp32 scale per output channel (symmetric,
   absmax/127): a quarter of the fp32 bytes. The product runs in PyTorch's own quantized kernel
   (``torch.ops.quantized.linear_dynamic``: fbgemm/oneDNN with VNNI or AVX2), which quantizes each input row
-  batch to 8 bits on the fly and accumulates in int32. Keys/values are cached in bf16.
+  batch to 8 bits on the fly and accumulates in int32. Keys/values are cached in bf16 — or, where the decoding
+  steps run on ONNX Runtime (:mod:`studio.models.onnx_step`, the same int8 values), in fp32.
 
 Only ``nn.Linear``-shaped products are converted (the GPT's 96 decoder matrices, the BERT/HuBERT encoders'
 linears); embeddings, the GPT's output layer (its logits decide every sampled token), norms and convolutions stay
