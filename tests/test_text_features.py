@@ -100,7 +100,7 @@ def test_text_that_is_not_one_token_per_character_is_refused(bert):
 
 def test_text_longer_than_the_model_is_refused(bert, cases):
     char = next(iter(cases.values()))["norm_text"][0]
-    limit = bert.model.config.max_position_embeddings
+    limit = bert.model.sizes.max_position_embeddings
     with pytest.raises(TextError, match="at most"):
         bert.char_features(char * limit)
 
@@ -133,3 +133,19 @@ def test_corrupt_or_incomplete_weights_are_checkpoint_errors(golden, tmp_path):
     (folder / "pytorch_model.bin").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="Cannot load"):
         ChineseBertFeatures(folder)
+
+
+def test_features_need_no_transformers_import(golden, cases):
+    """The encoder is plain PyTorch: importing transformers' BERT code alone costs ~210 MB of memory."""
+    import subprocess
+    import sys
+
+    case = next(iter(cases.values()))
+    code = (
+        "import sys; from studio.models.text_features import ChineseBertFeatures; "
+        f"b = ChineseBertFeatures({str(golden / 'hf_tiny_bert')!r}); "
+        f"b.phone_features({case['norm_text']!r}, {case['word2ph']!r}); "
+        "print(sorted(m for m in sys.modules if m.startswith('transformers')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout

@@ -1,11 +1,12 @@
-"""Chinese BERT features for the GPT (SPEC §2.4): chinese-roberta-wwm-ext-large through transformers.
+"""Chinese BERT features for the GPT (SPEC §2.4): chinese-roberta-wwm-ext-large, read from its Hugging Face folder.
 
 Only Chinese segments get real features; other languages get zeros. The text front end
 (``studio.text``) produces ``norm_text`` and ``word2ph``; this module never imports it.
 
 * the tokenizer gives ``[CLS] c1 … cn [SEP]`` — one token per character of the normalised text;
-* the masked-LM model runs with all hidden states; the feature is ``hidden_states[-3]`` (output of
-  the third-to-last layer) without the [CLS]/[SEP] rows → (n_chars, H);
+* the encoder (plain PyTorch, :mod:`studio.models.bert_encoder`) runs up to the layer whose output is
+  ``hidden_states[-3]`` (the third-to-last state) and that output without the [CLS]/[SEP] rows is the feature
+  → (n_chars, H);
 * row *i* is repeated ``word2ph[i]`` times and the result transposed → (H, n_phones).
 
 Legend: ``H`` hidden size (1024 for the real model), ``T_text`` phones.
@@ -57,11 +58,6 @@ def _check_folder(folder: Path) -> None:
         raise MissingPretrainedError(f"{folder} lacks {', '.join(problems)} (expected {expected}).", hint=hint)
 
 
-def _is_required(key: str) -> bool:
-    """Whether a parameter takes part in computing the hidden states (the MLM head and pooler do not)."""
-    return not key.startswith(("cls.", "bert.pooler.")) and not key.endswith("position_ids")
-
-
 class ChineseBertFeatures:
     """``ChineseBertFeatures(folder, device="cpu", dtype=torch.float32)`` for a chinese-roberta-wwm-ext-large folder."""
 
@@ -79,12 +75,12 @@ class ChineseBertFeatures:
         self.folder = Path(folder)
         _check_folder(self.folder)
         self.precision = check_mode(precision)
-        from transformers import AutoTokenizer
+        from studio.models.bert_encoder import BertTokenizer
 
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
-        except Exception as exc:  # whatever fails inside transformers, the folder is unusable
-            raise CheckpointError(f"Cannot load the Chinese BERT model from {self.folder}: {exc}") from exc
+            self.tokenizer = BertTokenizer(self.folder)
+        except Exception as exc:  # a damaged tokenizer file: whatever the detail, the folder is unusable
+            raise CheckpointError(f"Cannot load the Chinese BERT tokenizer from {self.folder}: {exc}") from exc
         self.from_converted_cache = False
         if self.precision != "fp32":
             model = self._load_light()
@@ -100,50 +96,45 @@ class ChineseBertFeatures:
         return next(self.folder / n for n in _WEIGHT_FILES if (self.folder / n).is_file())
 
     def _load_light(self):
-        """The light model from its converted cache (None: not there yet, stale or damaged)."""
-        from transformers import AutoConfig, AutoModelForMaskedLM
-
+        """The light model from its converted cache (None: not there yet, stale or damaged — a cache written by
+        an older version with other tensor names included)."""
+        from studio.models.bert_encoder import BertEncoder, BertSizes
         from studio.models.converted_weights import load_converted
 
-        config = AutoConfig.from_pretrained(str(self.folder), local_files_only=True)
+        try:
+            sizes = BertSizes.from_folder(self.folder)
+        except (OSError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"Cannot read the Chinese BERT config in {self.folder}: {exc}") from exc
         with torch.device("meta"):
-            empty = AutoModelForMaskedLM.from_config(config)
-        empty.cls = torch.nn.Identity()  # the masked-LM head: never used for features
+            empty = BertEncoder(sizes)
         return load_converted(self._weight_file(), "chinese-bert", self.precision, empty)
 
     def _convert_and_keep(self) -> None:
         from studio.models.converted_weights import save_converted
         from studio.models.precision import convert_linears, own_copies
 
-        self.model.cls = torch.nn.Identity()
         convert_linears(self.model, self.precision)
         own_copies(self.model)  # let go of the fp32 file the weights were read from
         save_converted(self._weight_file(), "chinese-bert", self.precision, self.model)
 
     def _load_fp32(self):
-        from transformers import AutoModelForMaskedLM
+        from studio.models.bert_encoder import load_bert_encoder
 
         try:
-            model, info = AutoModelForMaskedLM.from_pretrained(
-                str(self.folder), local_files_only=True, output_loading_info=True, dtype=torch.float32
-            )
-        except Exception as exc:  # whatever fails inside transformers, the folder is unusable
+            model, problems = load_bert_encoder(self.folder, self._weight_file())
+        except Exception as exc:  # an unreadable config or weight file, whatever the detail
             raise CheckpointError(f"Cannot load the Chinese BERT model from {self.folder}: {exc}") from exc
-        missing = [k for k in info.get("missing_keys", []) if _is_required(k)]
-        problems = missing + [str(m) for m in info.get("mismatched_keys", [])] + list(info.get("error_msgs", []))
         if problems:
             raise CheckpointError(
                 f"The BERT weights in {self.folder} do not match its config.json: {len(problems)} weights missing "
                 f"or of the wrong shape (e.g. {', '.join(problems[:5])})."
             )
-        if info.get("unexpected_keys"):
-            _LOGGER.debug("ignored unused BERT checkpoint entries: %s", info["unexpected_keys"])
-        return model.eval()
+        return model
 
     @property
     def dim(self) -> int:
         """Feature size H (1024 for chinese-roberta-wwm-ext-large)."""
-        return int(self.model.config.hidden_size)
+        return int(self.model.sizes.hidden_size)
 
     @property
     def device(self) -> torch.device:
@@ -157,9 +148,9 @@ class ChineseBertFeatures:
         """Tokenizer output for ``norm_text``: input_ids, token_type_ids, attention_mask, each (1, n_chars + 2)."""
         if not norm_text:
             raise TextError("Cannot compute BERT features of an empty text.")
-        encoded = self.tokenizer(norm_text, return_tensors="pt")
+        encoded = self.tokenizer(norm_text)
         n_tokens = encoded["input_ids"].shape[-1]
-        limit = int(self.model.config.max_position_embeddings)
+        limit = int(self.model.sizes.max_position_embeddings)
         if n_tokens > limit:
             raise TextError(
                 f"The sentence has {len(norm_text)} characters; the BERT model accepts at most {limit - 2}.",
@@ -176,15 +167,18 @@ class ChineseBertFeatures:
     def hidden_states(self, norm_text: str) -> torch.Tensor:
         """All hidden states (embeddings + every layer) of batch item 0: (n_layers + 1, n_chars + 2, H)."""
         inputs = {k: v.to(self.device) for k, v in self.tokenize(norm_text).items()}
-        out = self.model(**inputs, output_hidden_states=True)
-        return torch.stack([h[0] for h in out.hidden_states])
+        states = self.model.hidden_states(inputs["input_ids"], inputs["token_type_ids"])
+        return torch.stack([h[0] for h in states])
 
     @torch.no_grad()
     def char_features(self, norm_text: str) -> torch.Tensor:
-        """One feature row per character of ``norm_text``: (n_chars, H) from hidden_states[-3] minus [CLS]/[SEP]."""
+        """One feature row per character of ``norm_text``: (n_chars, H) from hidden_states[-3] minus [CLS]/[SEP]
+        (the last two layers are not run)."""
         inputs = {k: v.to(self.device) for k, v in self.tokenize(norm_text).items()}
-        out = self.model(**inputs, output_hidden_states=True)
-        return out.hidden_states[_HIDDEN_STATE_INDEX][0, 1:-1]  # (n_chars, H)
+        n_layers = self.model.sizes.num_hidden_layers
+        up_to = n_layers + 1 + _HIDDEN_STATE_INDEX  # layers whose output is hidden_states[-3]
+        states = self.model.hidden_states(inputs["input_ids"], inputs["token_type_ids"], up_to=up_to)
+        return states[-1][0, 1:-1]  # (n_chars, H)
 
     def phone_features(self, norm_text: str, word2ph: Sequence[int]) -> torch.Tensor:
         """Phone-level features (H, n_phones): character row i repeated ``word2ph[i]`` times."""
