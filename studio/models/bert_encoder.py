@@ -183,8 +183,12 @@ def _checkpoint_state(folder: Path, weight_file: Path) -> dict[str, torch.Tensor
 
 
 def load_bert_encoder(folder: Path, weight_file: Path) -> tuple[BertEncoder, list[str]]:
-    """(the encoder in fp32 eval mode, problems): problems name missing or misshapen weights (empty: fine)."""
-    model = BertEncoder(BertSizes.from_folder(folder))
+    """(the encoder in fp32 eval mode, problems): problems name missing or misshapen weights (empty: fine).
+
+    The encoder is built on the meta device and takes the checkpoint's tensors as they are (no random
+    initialisation, no copy: a ``pytorch_model.bin`` stays memory-mapped)."""
+    with torch.device("meta"):
+        model = BertEncoder(BertSizes.from_folder(folder))
     state = _checkpoint_state(folder, weight_file)
     own = model.state_dict()
     problems = [f"{k} missing" for k in own if k not in state]
@@ -194,7 +198,7 @@ def load_bert_encoder(folder: Path, weight_file: Path) -> tuple[BertEncoder, lis
         if k in state and state[k].shape != own[k].shape
     ]
     if not problems:
-        model.load_state_dict({k: state[k] for k in own}, strict=True)
+        model.load_state_dict({k: state[k] for k in own}, strict=True, assign=True)
     return model.eval(), problems
 
 
