@@ -237,8 +237,10 @@ def apply_plan(gpt: torch.nn.Module, sovits: torch.nn.Module, plan: PrecisionPla
     from dataclasses import replace
 
     from studio.models.precision import prepare_sovits
+    from studio.models.sovits.fast_decoder import warm_generator
 
     prepare_sovits(sovits, plan.sovits)
+    warm_generator(sovits.dec)  # the CPU decoder's kernels are built now, not during the first sentence
     if plan.gpt == "fp32":
         convert_gpt(gpt, "fp32")
         return plan, False

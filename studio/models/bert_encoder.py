@@ -163,7 +163,7 @@ class BertEncoder(nn.Module):
         return states
 
 
-def _checkpoint_state(folder: Path, weight_file: Path) -> dict[str, torch.Tensor]:
+def _checkpoint_state(weight_file: Path) -> dict[str, torch.Tensor]:
     """The encoder's tensors from a Hugging Face checkpoint, ``bert.`` prefix stripped, old ``gamma``/``beta``
     LayerNorm names renamed; the pooler, the masked-LM head and ``position_ids`` are left out."""
     if weight_file.suffix == ".safetensors":
@@ -189,7 +189,7 @@ def load_bert_encoder(folder: Path, weight_file: Path) -> tuple[BertEncoder, lis
     initialisation, no copy: a ``pytorch_model.bin`` stays memory-mapped)."""
     with torch.device("meta"):
         model = BertEncoder(BertSizes.from_folder(folder))
-    state = _checkpoint_state(folder, weight_file)
+    state = _checkpoint_state(weight_file)
     own = model.state_dict()
     problems = [f"{k} missing" for k in own if k not in state]
     problems += [

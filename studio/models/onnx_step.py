@@ -68,15 +68,16 @@ def block_size_for(width: int) -> int:
 
 def quantize_blocks(weight: torch.Tensor, block_size: int = BLOCK_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric 8-bit weights in ``MatMulNBits`` layout: (uint8 (N, K/bs, bs) stored as q + 128, fp32 scales
-    (N·K/bs,)), with weight[n, k] ≈ (q − 128) · scale[n, k // bs]."""
-    w = weight.detach().float().cpu()
-    n, k = w.shape
+    (N·K/bs,)), with weight[n, k] ≈ (q − 128) · scale[n, k // bs] — each block quantized as
+    :func:`~studio.models.precision.quantize_per_channel` quantizes a row."""
+    from studio.models.precision import quantize_per_channel
+
+    n, k = weight.shape
     if k % block_size:
         raise ValueError(f"input width {k} is not a multiple of the block size {block_size}")
-    blocks = w.reshape(n, k // block_size, block_size)
-    scale = (blocks.abs().amax(dim=-1) / 127.0).clamp_min(1e-12)  # (N, K/bs)
-    q = torch.round(blocks / scale[..., None]).clamp_(-127, 127).to(torch.int16) + 128
-    return q.to(torch.uint8).numpy(), scale.reshape(-1).numpy().astype(np.float32)
+    q, scale = quantize_per_channel(weight.detach().float().cpu().reshape(n * k // block_size, block_size))
+    blocks = (q.to(torch.int16) + 128).to(torch.uint8).reshape(n, k // block_size, block_size)
+    return blocks.numpy(), scale.numpy().astype(np.float32)
 
 
 def dequantize_blocks(q: np.ndarray, scale: np.ndarray) -> torch.Tensor:
@@ -132,6 +133,15 @@ class _Graph:
         if bias is not None:
             y = self.one("Add", [y, self.const(bias.detach().float().cpu().numpy(), "b")])
         return y
+
+    def serialized(self, name: str, inputs: list, outputs: list) -> bytes:
+        """The finished model (these nodes and constants between ``inputs`` and ``outputs``) as ONNX bytes."""
+        helper = self.helper
+        graph = helper.make_graph(self.nodes, name, inputs, outputs, self.initializers)
+        opsets = [helper.make_opsetid("", _OPSET), helper.make_opsetid("com.microsoft", 1)]
+        proto = helper.make_model(graph, opset_imports=opsets)
+        proto.ir_version = _IR_VERSION
+        return proto.SerializeToString()
 
     def residual_norm(self, x: str, update: str, norm: torch.nn.LayerNorm) -> str:
         """LayerNorm(x + update) with ``norm``'s fp32 weight and bias."""
@@ -216,12 +226,7 @@ def build_step_graph(model: Text2SemanticModel) -> bytes:
     last = g.one("Squeeze", [x, g.const(np.array([1], dtype=np.int64), "axis")])  # (B, D)
     g.nodes.append(helper.make_node("MatMul", [last, g.const(w_out, "w_out")], ["logits"]))
     outputs.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["B", cfg.vocab_size]))
-    graph = helper.make_graph(g.nodes, "gpt_decode_step", inputs, outputs, g.initializers)
-    proto = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", _OPSET), helper.make_opsetid("com.microsoft", 1)]
-    )
-    proto.ir_version = _IR_VERSION
-    return proto.SerializeToString()
+    return g.serialized("gpt_decode_step", inputs, outputs)
 
 
 class OnnxDecodeStep:
@@ -340,18 +345,9 @@ def matrix_runner(weights: list[torch.Tensor]) -> Callable[[], object]:
     inputs = [helper.make_tensor_value_info(f"x{k}", TensorProto.FLOAT, [1, k]) for k in widths]
     outs = [g.linear(f"x{w.shape[1]}", _Matrix(w, None)) for w in weights]
     total = g.one("Concat", outs, axis=-1)
-    graph = helper.make_graph(
-        g.nodes,
-        "matrices",
-        inputs,
-        [helper.make_tensor_value_info(total, TensorProto.FLOAT, [1, None])],
-        g.initializers,
-    )
-    proto = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", _OPSET), helper.make_opsetid("com.microsoft", 1)]
-    )
-    proto.ir_version = _IR_VERSION
-    session = ort.InferenceSession(proto.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
+    outputs = [helper.make_tensor_value_info(total, TensorProto.FLOAT, [1, None])]
+    graph = g.serialized("matrices", inputs, outputs)
+    session = ort.InferenceSession(graph, session_options(), providers=["CPUExecutionProvider"])
     feeds = {f"x{k}": np.random.default_rng(0).standard_normal((1, k)).astype(np.float32) for k in widths}
     return lambda: session.run(None, feeds)
 

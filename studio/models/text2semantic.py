@@ -360,13 +360,12 @@ class Text2SemanticModel(nn.Module):
         """One new token per sequence: tokens (B, 1) at semantic position ``position`` → logits (B, V).
         The query attends to every cached position that is not padding."""
         y = self.embed_semantic(tokens, position)  # (B, 1, D)
+        mask = cache.attention_mask(1)
         fast = self.h.onnx_step
-        if fast is not None and not self.training and not torch.is_grad_enabled():
-            mask = cache.attention_mask(1)
-            if fast.accepts(y, mask, cache):
-                return fast.run(y, cache, mask)[1]  # the whole step, output layer included, in one call
+        if fast is not None and not self.training and not torch.is_grad_enabled() and fast.accepts(y, mask, cache):
+            return fast.run(y, cache, mask)[1]  # the whole step, output layer included, in one call
         if self.h.can_step_lean():
-            h = self.h.step(y, cache.attention_mask(1), cache)
+            h = self.h.step(y, mask, cache)
         else:
-            h = self.h(y, cache.attention_mask(1), cache)
+            h = self.h(y, mask, cache)
         return self.ar_predict_layer(h[:, -1])

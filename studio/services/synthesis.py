@@ -108,9 +108,6 @@ class SynthesisService:
             verifier = self._speaker_verifier() if config.uses_speaker_verification else None
             gpt, sovits = gpt.to(self.device).eval(), sovits.to(self.device).eval()
             plan, reload_gpt = apply_plan(gpt, sovits, self.precision_plan())
-            fast_decoder = sovits.dec.__dict__.get("fast")
-            if fast_decoder is not None and self.device.type == "cpu":
-                fast_decoder.warm()  # the decoder's kernels are built now, not during the first sentence
             if reload_gpt:
                 gpt = load_text2semantic(voice.gpt_path, cache=self.weights_cache)[0].to(self.device).eval()
             synth = Synthesizer(

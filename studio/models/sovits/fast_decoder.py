@@ -127,7 +127,7 @@ class FastGenerator(nn.Module):
         if x.shape[0] > 1:  # one row at a time: the kernels stay those of batch 1
             rows = [self.forward(x[b : b + 1], None if g is None else g[b : b + 1]) for b in range(x.shape[0])]
             return torch.cat(rows)
-        return torch.cat([piece for piece in self._windows(x, g)], dim=-1)
+        return torch.cat(list(self._windows(x, g)), dim=-1)
 
     def _windows(self, x: torch.Tensor, g: torch.Tensor | None):
         """The waveform of x (1, C_in, T) piece by piece, each from one :data:`WINDOW`-frame window."""
@@ -150,8 +150,10 @@ class FastGenerator(nn.Module):
 
     def warm(self) -> None:
         """Build the kernels of both window lengths now (~1–2 s on a CPU, once per process) rather than during
-        the first sentence."""
+        the first sentence. Nothing to build on a GPU (no windows there)."""
         device = self.conv_pre.weight.device
+        if device.type != "cpu":
+            return
         g = None if self.cond is None else torch.zeros(1, self.cond.weight.shape[1], 1, device=device)
         for frames in (SHORT_WINDOW, WINDOW):
             self.forward(torch.zeros(1, self.conv_pre.weight.shape[1], frames, device=device), g)
@@ -169,6 +171,13 @@ def prepare_generator(gen: nn.Module, dtype: torch.dtype = torch.float32) -> Fas
     fast = FastGenerator(gen, dtype).to(next(gen.parameters()).device)
     object.__setattr__(gen, "fast", fast)  # not a sub-module: never saved, never trained
     return fast
+
+
+def warm_generator(gen: nn.Module) -> None:
+    """Build a prepared generator's CPU kernels now (see :meth:`FastGenerator.warm`); nothing when unprepared."""
+    fast = gen.__dict__.get("fast")
+    if fast is not None:
+        fast.warm()
 
 
 def release_generator(gen: nn.Module) -> None:
