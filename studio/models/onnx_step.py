@@ -326,6 +326,8 @@ def session_options(threads: int | None = None):
     """ONNX Runtime options for a decoding step: ``threads`` (default: PyTorch's) in one pool, quiet log."""
     import onnxruntime as ort
 
+    if hasattr(ort, "disable_telemetry_events"):  # Windows builds can log usage events: nothing leaves the machine
+        ort.disable_telemetry_events()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
