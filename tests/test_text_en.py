@@ -155,3 +155,43 @@ def test_letter_plurals_in_mixed_chinese_text() -> None:
     seq = text_to_phones("我家有两台TVs。", "zh")
     english = [seg for seg in seq.segments if seg.lang == "en"]
     assert [seg.phones for seg in english] == [["T", "IY1", "V", "IY1", "Z", "."]]  # the closing mark goes with it
+
+
+def test_compound_split_is_the_wordsegment_packages_split() -> None:
+    """Unknown compounds are split as upstream's ``wordsegment`` splits them (our compact copy of its counts):
+    real compounds, runs of random letters, digits, and a text longer than one 250-letter search chunk."""
+    import random
+
+    import wordsegment
+
+    from studio.text.en.segment import segmenter
+
+    wordsegment.load()
+    rng = random.Random(9)
+    cases = ["warmup", "helpdesk", "thisisatest", "3dprinting", "iloveyou2", "", "q", "x" * 30, "inthebeginning" * 20]
+    cases += ["".join(rng.choice(wordsegment.WORDS[:20000]) for _ in range(rng.randint(1, 3))) for _ in range(150)]
+    cases += ["".join(rng.choice("etaoinshrdlu") for _ in range(rng.randint(2, 14))) for _ in range(100)]
+    ours = segmenter()
+    assert ours.segment("warmup") == ["warm", "up"]
+    assert [ours.segment(c) for c in cases] == [wordsegment.segment(c) for c in cases]
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc")
+def test_english_front_end_stays_small() -> None:
+    """The dictionary and the compound splitter live for the whole session: together they stay under 70 MB
+    (wordsegment's own dicts alone took ~88 MB)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import gc\n"
+        "def rss():\n"
+        "    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS')) / 1024\n"
+        "from studio.text.en import g2p\n"
+        "import numpy\n"
+        "before = rss()\n"
+        "g2p.lexicon(); g2p.segmenter(); gc.collect()\n"
+        "print(rss() - before)\n"
+    )
+    grown = float(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout)
+    assert grown < 70, f"the English dictionaries take {grown:.0f} MB"

