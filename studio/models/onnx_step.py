@@ -44,6 +44,8 @@ _LOGGER = logging.getLogger(__name__)
 BLOCK_SIZE = 128  # inputs per int8 scale
 _OPSET = 17  # LayerNormalization
 _IR_VERSION = 9  # what every onnxruntime ≥ 1.16 reads
+_EXTERNAL_BYTES = 4096  # constants this large are written to the graph's data file
+_EXTERNAL_ALIGN = 65536  # their offsets there (the mapping granularity ONNX Runtime needs on every system)
 
 
 def available() -> bool:
@@ -90,13 +92,17 @@ def dequantize_blocks(q: np.ndarray, scale: np.ndarray) -> torch.Tensor:
 class _Graph:
     """A small helper that names nodes and constants while the step graph is written."""
 
-    def __init__(self) -> None:
+    def __init__(self, data_file: Path | None = None) -> None:
         from onnx import helper, numpy_helper
 
         self.helper, self.numpy_helper = helper, numpy_helper
         self.nodes: list = []
         self.initializers: list = []
         self._n = 0
+        # Large constants go straight to this file (ONNX "external data") as they are made, so a graph's weights
+        # never sit in memory a second and third time (the proto, then its serialized bytes) while it is built.
+        self._data_file = data_file
+        self._data = data_file.open("wb") if data_file is not None else None
 
     def name(self, stem: str) -> str:
         self._n += 1
@@ -104,7 +110,20 @@ class _Graph:
 
     def const(self, array: np.ndarray, stem: str = "c") -> str:
         name = self.name(stem)
-        self.initializers.append(self.numpy_helper.from_array(np.ascontiguousarray(array), name))
+        array = np.ascontiguousarray(array)
+        if self._data is None or array.nbytes < _EXTERNAL_BYTES:
+            self.initializers.append(self.numpy_helper.from_array(array, name))
+            return name
+        from onnx import TensorProto, helper
+
+        offset = -self._data.tell() % _EXTERNAL_ALIGN + self._data.tell()  # aligned: ONNX Runtime can map it
+        self._data.seek(offset)
+        self._data.write(array.tobytes())
+        tensor = TensorProto(name=name, dims=array.shape, data_type=helper.np_dtype_to_tensor_dtype(array.dtype))
+        for key, value in (("location", self._data_file.name), ("offset", offset), ("length", array.nbytes)):
+            tensor.external_data.add(key=key, value=str(value))
+        tensor.data_location = TensorProto.EXTERNAL
+        self.initializers.append(tensor)
         return name
 
     def op(self, op_type: str, inputs: list[str], domain: str = "", n_out: int = 1, **attrs) -> list[str]:
@@ -135,7 +154,10 @@ class _Graph:
         return y
 
     def serialized(self, name: str, inputs: list, outputs: list) -> bytes:
-        """The finished model (these nodes and constants between ``inputs`` and ``outputs``) as ONNX bytes."""
+        """The finished model (these nodes and constants between ``inputs`` and ``outputs``) as ONNX bytes;
+        with a data file, the large constants stay in that file, which must then lie beside the model's."""
+        if self._data is not None:
+            self._data.close()
         helper = self.helper
         graph = helper.make_graph(self.nodes, name, inputs, outputs, self.initializers)
         opsets = [helper.make_opsetid("", _OPSET), helper.make_opsetid("com.microsoft", 1)]
@@ -175,8 +197,9 @@ def matrix_blocks(layer: torch.nn.Module) -> tuple[np.ndarray, np.ndarray, torch
     return q, scales, layer.bias
 
 
-def build_step_graph(model: Text2SemanticModel) -> bytes:
-    """The serialized ONNX model of one decoding step for ``model``'s decoder stack.
+def build_step_graph(model: Text2SemanticModel, folder: Path) -> Path:
+    """The ONNX model of one decoding step for ``model``'s decoder stack, written into ``folder`` (the graph, and
+    its weights in a data file beside it); returns the graph's path.
 
     Inputs: ``x`` (B, 1, D) the embedded new positions; ``past_len`` (B,) int32 positions already cached per
     row and ``total_len`` (1,) int32 = past_len + 1; ``bias`` (B, 1, 1, total_len) added to the attention
@@ -189,7 +212,7 @@ def build_step_graph(model: Text2SemanticModel) -> bytes:
     cfg = model.config
     D, H = cfg.hidden_dim, cfg.n_head
     Dh = D // H
-    g = _Graph()
+    g = _Graph(Path(folder) / "gpt_decode_step.weights")
     inputs = [
         helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 1, D]),
         helper.make_tensor_value_info("past_len", TensorProto.INT32, ["B"]),
@@ -226,7 +249,9 @@ def build_step_graph(model: Text2SemanticModel) -> bytes:
     last = g.one("Squeeze", [x, g.const(np.array([1], dtype=np.int64), "axis")])  # (B, D)
     g.nodes.append(helper.make_node("MatMul", [last, g.const(w_out, "w_out")], ["logits"]))
     outputs.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["B", cfg.vocab_size]))
-    return g.serialized("gpt_decode_step", inputs, outputs)
+    path = Path(folder) / "gpt_decode_step.onnx"
+    path.write_bytes(g.serialized("gpt_decode_step", inputs, outputs))
+    return path
 
 
 class OnnxDecodeStep:
@@ -243,11 +268,11 @@ class OnnxDecodeStep:
         cfg = model.config
         self.n_layer, self.n_head, self.dim, self.vocab = cfg.n_layer, cfg.n_head, cfg.hidden_dim, cfg.vocab_size
         options = session_options(threads)
-        # From a file, not from bytes: ONNX Runtime's Python session keeps the bytes it was given for its whole
-        # life (the ~80 MB of weights a second time); the file is gone once the session holds its packed copy.
+        # From files, not from bytes: ONNX Runtime's Python session keeps the bytes it was given for its whole
+        # life (the ~80 MB of weights a second time), and the weights are written out as they are made. The files
+        # are gone once the session holds its packed copy.
         with tempfile.TemporaryDirectory(prefix="studio-onnx-") as folder:
-            path = Path(folder) / "gpt_decode_step.onnx"
-            path.write_bytes(build_step_graph(model))
+            path = build_step_graph(model, Path(folder))
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._binding = self.session.io_binding()
         self._bound: tuple | None = None  # (k address, v address, shape) the cache is bound to
