@@ -76,3 +76,46 @@ def test_int8_layer_round_trip():
     again = Int8Linear(None, b, quantized=(q, scale))
     x = torch.randn(3, 16)
     assert q.dtype == torch.int8 and torch.equal(layer(x), again(x))
+
+
+def _resident_kib(path: Path) -> int:
+    """Resident KiB of this process's mappings of ``path`` (Linux's /proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and len(head) >= 5 and ":" in head[3]:  # a mapping's first line
+            inside = len(head) == 6 and head[5] == str(path.resolve())
+        elif inside and line.startswith("Rss:"):
+            total += int(head[1])
+    return total
+
+
+@pytest.mark.skipif(not int8_available() or not Path("/proc/self/smaps").exists(), reason="int8 kernel; Linux")
+def test_a_converted_int8_load_keeps_only_the_packed_copy(tmp_path):
+    """Loading an int8 model from its converted file packs each matrix for the kernel; the file's pages it read
+    do not stay resident beside the packed copy (the Chinese BERT's ~300 MB), and nothing is lost by that:
+    the layers compute what they computed, and their int8 values read back unchanged."""
+    from studio.models.converted_weights import load_converted, save_converted
+    from studio.models.precision import convert_linears
+
+    original = tmp_path / "big.bin"
+    original.write_bytes(b"weights")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(1024, 2048), torch.nn.LayerNorm(2048), torch.nn.Linear(2048, 1024))
+    convert_linears(model, "int8")
+    assert save_converted(original, "test", "int8", model)
+    x = torch.randn(3, 1024)
+    with torch.device("meta"):
+        empty = torch.nn.Sequential(torch.nn.Linear(1024, 2048), torch.nn.LayerNorm(2048), torch.nn.Linear(2048, 1024))
+    loaded = load_converted(original, "test", "int8", empty)
+    assert loaded is not None and isinstance(loaded[0], Int8Linear)
+    cache = _cache_of_file(original)
+    int8_kib = 2 * 1024 * 2048 // 1024
+    assert _resident_kib(cache) < int8_kib // 4, "the file's int8 pages stayed resident"
+    assert torch.equal(loaded(x), model(x))
+    for fresh, first in ((loaded[0], model[0]), (loaded[2], model[2])):
+        assert all(torch.equal(a, b) for a, b in zip(fresh.unpacked()[:2], first.unpacked()[:2], strict=True))
+
+
+def _cache_of_file(original: Path) -> Path:
+    return next(p for p in weights_cache.cache_candidates(original, "int8") if p.is_file())
