@@ -1,6 +1,7 @@
 """Engine benchmark per precision mode, at official sizes with random weights stored in the official formats.
 
-    python bench/engine.py [--modes fp32,bf16,int8-pytorch,int8,auto] [--threads 2] [--rounds 1] [--quick]
+    python bench/engine.py [--modes fp32,bf16,int8-pytorch,int8,int8+openvino,auto] [--threads 2] [--rounds 1]
+                           [--quick]
 
 Prints the machine (``lscpu`` model and SIMD flags, load average before and after) and one table: per mode,
 GPT prefill and decode tokens/s, SoVITS decode RTF, end-to-end RTF for ~10 s of English and of Chinese
@@ -261,15 +262,18 @@ def run_mode(mode: str, files: dict[str, str], tokens: int) -> dict:
 
 
 def _use_mode(name: str) -> str:
-    """A column's precision, setting the GPT runtime it names: "int8-pytorch" is int8 with PyTorch's step,
-    "int8-onnxruntime" int8 with ONNX Runtime's; a plain mode lets the studio choose (as users get it)."""
-    from studio.inference.precision_choice import RUNTIME_ENV
+    """A column's precision, setting the runtimes it names: "int8-pytorch" is int8 with PyTorch's GPT step,
+    "int8-onnxruntime" int8 with ONNX Runtime's; a "+openvino" suffix decodes SoVITS on OpenVINO
+    ("int8+openvino"); a plain mode lets the studio choose (as users get it)."""
+    from studio.inference.precision_choice import DECODER_ENV, RUNTIME_ENV
 
+    name, _, decoder = name.partition("+")
     mode, _, runtime = name.partition("-")
-    if runtime:
-        os.environ[RUNTIME_ENV] = runtime
-    else:
-        os.environ.pop(RUNTIME_ENV, None)
+    for env, value in ((RUNTIME_ENV, runtime), (DECODER_ENV, decoder)):
+        if value:
+            os.environ[env] = value
+        else:
+            os.environ.pop(env, None)
     return mode
 
 
@@ -307,7 +311,8 @@ def quality(files: dict[str, str], modes: list[str]) -> dict[str, dict]:
         if plan.gpt_runtime == "onnxruntime":
             onnx_step.attach(light_gpt)
         agree = gpt_agreement(ref_logits, teacher_forced_logits(light_gpt, *probe))
-        light_sovits = prepare_sovits(copy.deepcopy(sovits), plan.sovits)
+        light_sovits = copy.deepcopy(sovits)
+        prepare_sovits(light_sovits, plan.sovits, plan.sovits_runtime)
         with torch.inference_mode():
             wav = light_sovits.decode(codes, phones, spec, noise_scale=0.0)
         light_bert = copy.deepcopy(bert)
@@ -362,8 +367,9 @@ def print_table(figures: dict[str, list[dict]], qual: dict[str, dict], modes: li
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--modes", default="fp32,bf16,int8-pytorch,int8,auto",
-                        help="columns: fp32, bf16, int8, auto; int8-pytorch / int8-onnxruntime force the GPT step's runtime")  # fmt: skip
+    parser.add_argument("--modes", default="fp32,bf16,int8-pytorch,int8,int8+openvino,auto",
+                        help="columns: fp32, bf16, int8, auto; int8-pytorch / int8-onnxruntime force the GPT step's "
+                             "runtime; a +openvino suffix decodes SoVITS on OpenVINO")  # fmt: skip
     parser.add_argument("--tokens", type=int, default=125, help="semantic tokens per sentence (25 = 1 s)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1, help="run every mode this many times, alternating")

@@ -222,19 +222,30 @@ class PrecisionPlan:
     reason: str = ""  # why (auto: what was measured)
     # Where an int8 GPT's decoding steps run: "onnxruntime" (studio.models.onnx_step) or "pytorch".
     gpt_runtime: str = "pytorch"
+    # Where the SoVITS decoder's windows run on a CPU: "openvino" (studio.models.sovits.openvino_decoder) or
+    # "pytorch". The fp32 mode always decodes on PyTorch (the exact path).
+    sovits_runtime: str = "pytorch"
 
     def describe(self) -> str:
         gpt = f"{self.gpt} on ONNX Runtime" if self.gpt_runtime == "onnxruntime" else self.gpt
-        return f"{self.mode} (GPT {gpt}, SoVITS decoder {self.sovits}, Chinese BERT {self.bert})"
+        sovits = f"{self.sovits} on OpenVINO" if self.sovits_runtime == "openvino" else self.sovits
+        return f"{self.mode} (GPT {gpt}, SoVITS decoder {sovits}, Chinese BERT {self.bert})"
 
 
 def plan_for(
-    mode: str, *, fast_bf16: bool, device: str = "cpu", reason: str = "", onnx_step: bool = False
+    mode: str,
+    *,
+    fast_bf16: bool,
+    device: str = "cpu",
+    reason: str = "",
+    onnx_step: bool = False,
+    openvino_decoder: bool = False,
 ) -> PrecisionPlan:
     """The parts' precisions for ``mode``. ``fast_bf16``: this machine runs bf16 convolutions faster than
     fp32 (AVX-512 bf16/AMX or a GPU); without it the SoVITS decoder stays fp32 (on AVX2-only CPUs bf16
     convolutions are ~30× slower). The int8 kernels are CPU-only: on a GPU, int8 means bf16. ``onnx_step``:
-    an int8 GPT decodes on ONNX Runtime (measured faster here, see ``studio.inference.precision_choice``)."""
+    an int8 GPT decodes on ONNX Runtime; ``openvino_decoder``: a light mode's SoVITS decoder runs on OpenVINO
+    (each measured faster here, see ``studio.inference.precision_choice``)."""
     mode = check_mode(mode)
     if mode == "fp32":
         return PrecisionPlan("fp32", "fp32", "fp32", "fp32", reason)
@@ -242,14 +253,21 @@ def plan_for(
     if mode == "int8" and (device != "cpu" or not int8_available()):
         return PrecisionPlan("bf16", "bf16", light, "bf16", reason or "int8 kernels run on the CPU only")
     runtime = "onnxruntime" if mode == "int8" and onnx_step else "pytorch"
-    return PrecisionPlan(mode, mode, light, mode, reason, runtime)
+    decoder = "openvino" if openvino_decoder and device == "cpu" else "pytorch"
+    return PrecisionPlan(mode, mode, light, mode, reason, runtime, decoder)
 
 
-def prepare_sovits(model: nn.Module, precision: str) -> nn.Module:
-    """The SoVITS synthesizer's decoder on the channels-last fast path, in fp32 or bf16 (in place)."""
+def prepare_sovits(model: nn.Module, precision: str, runtime: str = "pytorch") -> str:
+    """The SoVITS synthesizer's decoder on the channels-last fast path, in fp32 or bf16 (in place), its windows
+    on OpenVINO when ``runtime`` is "openvino" (CPU only). Returns the runtime that holds: "pytorch" when
+    OpenVINO is missing or refuses the graph (logged)."""
+    from studio.models.sovits import openvino_decoder
     from studio.models.sovits.fast_decoder import prepare_generator
 
     precision = check_mode(precision)
-    prepare_generator(model.dec, torch.bfloat16 if precision == "bf16" else torch.float32)
+    fast = prepare_generator(model.dec, torch.bfloat16 if precision == "bf16" else torch.float32)
     model.precision = precision
-    return model
+    on_cpu = next(model.dec.parameters()).device.type == "cpu"
+    if runtime == "openvino" and on_cpu and openvino_decoder.attach(fast, bf16=precision == "bf16"):
+        return "openvino"
+    return "pytorch"

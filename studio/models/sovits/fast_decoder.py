@@ -93,6 +93,7 @@ class FastGenerator(nn.Module):
         self.hop = 1
         for up in self.ups:
             self.hop *= up.stride[1]  # output samples per latent frame
+        self.openvino = None  # OpenVINO's compiled windows, when attached (studio.models.sovits.openvino_decoder)
 
     def _resblock(self, pairs: nn.ModuleList, x: torch.Tensor, valid: int | None) -> torch.Tensor:
         for conv1, conv2 in pairs:
@@ -130,23 +131,27 @@ class FastGenerator(nn.Module):
         return torch.cat(list(self._windows(x, g)), dim=-1)
 
     def _windows(self, x: torch.Tensor, g: torch.Tensor | None):
-        """The waveform of x (1, C_in, T) piece by piece, each from one :data:`WINDOW`-frame window."""
+        """The waveform of x (1, C_in, T) piece by piece, each from one :data:`WINDOW`-frame window. From
+        :data:`WINDOW` frames on, the last window is moved back to end at T (never padded); a shorter input is
+        one padded window."""
         T, hop = x.shape[-1], self.hop
         size = SHORT_WINDOW if T <= SHORT_WINDOW else WINDOW
-        start = 0  # the window's first frame
+        start, emitted = 0, 0  # the window's first frame; frames already given out
         while True:
             end = start + size
+            if end > T >= size:
+                start, end = T - size, T
             window = x[..., start:end]
             valid = None if window.shape[-1] == size else window.shape[-1]
             if valid is not None:
                 window = F.pad(window, (0, size - valid))
-            wav = self._run(window, g, valid)
-            first = 0 if start == 0 else MARGIN  # frames of this window that go to the output
-            last = T - start if end >= T else size - MARGIN
-            yield wav[..., first * hop : last * hop]
+            wav = self._run(window, g, valid) if self.openvino is None else self.openvino.run(window, g, valid)
+            last = T - start if end >= T else size - MARGIN  # frames of this window that go to the output
+            yield wav[..., (emitted - start) * hop : last * hop]
+            emitted = start + last
             if end >= T:
                 return
-            start += last - MARGIN
+            start = emitted - MARGIN
 
     def warm(self) -> None:
         """Build the kernels of both window lengths now (~1–2 s on a CPU, once per process) rather than during
@@ -154,6 +159,8 @@ class FastGenerator(nn.Module):
         device = self.conv_pre.weight.device
         if device.type != "cpu":
             return
+        if self.openvino is not None:
+            return  # compiled when attached
         g = None if self.cond is None else torch.zeros(1, self.cond.weight.shape[1], 1, device=device)
         for frames in (SHORT_WINDOW, WINDOW):
             self.forward(torch.zeros(1, self.conv_pre.weight.shape[1], frames, device=device), g)
