@@ -119,3 +119,31 @@ def test_a_converted_int8_load_keeps_only_the_packed_copy(tmp_path):
 
 def _cache_of_file(original: Path) -> Path:
     return next(p for p in weights_cache.cache_candidates(original, "int8") if p.is_file())
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="Linux")
+def test_a_prepared_decoder_lets_go_of_its_mapped_weights(tmp_path):
+    """A decoder whose weights map the weights cache reads them once to fold them; those pages then leave
+    resident memory (~60 MB at official size), and the plain (trainable) path still reads the same weights."""
+    from studio.models.sovits.fast_decoder import prepare_generator
+    from studio.models.sovits.generator import Generator
+
+    def build() -> Generator:
+        return Generator(96, (3, 7), ((1, 3), (1, 3)), (4, 4), 512, (8, 8))
+
+    torch.manual_seed(0)
+    original = tmp_path / "dec.pth"
+    original.write_bytes(b"weights")
+    first = build().eval()
+    hit = weights_cache.write_cache(original, "test", dict(first.state_dict()), {})
+    assert hit is not None
+    dec = build().eval()
+    dec.load_state_dict(hit.tensors, assign=True)  # parameters backed by the cache file, as the loaders do
+    x = torch.randn(1, 96, 20)
+    expected = first(x)  # plain arithmetic, gradients on
+    weights_kib = sum(p.numel() for p in dec.parameters()) * 4 // 1024
+    prepare_generator(dec)
+    assert _resident_kib(hit.path) < weights_kib // 4, "the folded decoder's file pages stayed resident"
+    assert torch.equal(dec(x), expected)  # with gradients on, the generator runs its own weights: read back
+    with torch.inference_mode():
+        assert ((dec(x) - expected).norm() / expected.norm()).item() < 1e-5  # the folded fast path

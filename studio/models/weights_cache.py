@@ -178,14 +178,15 @@ def open_cached(original: str | os.PathLike[str], kind: str, variant: str = "") 
     return None
 
 
-def release_pages(tensors: Iterable[torch.Tensor], cache: Path) -> int:
-    """Drop the pages of ``tensors`` (read from the cache file ``cache``) from this process's resident memory,
-    once their values have been copied where they are used (an int8 matrix packed for its kernel).
+def release_pages(tensors: Iterable[torch.Tensor], cache: Path | None = None) -> int:
+    """Drop the pages of ``tensors`` (read from the cache file ``cache``; None: from any weights cache file,
+    ``*.studio.safetensors``) from this process's resident memory, once their values have been copied where they
+    are used (an int8 matrix packed for its kernel, a decoder's folded weights).
 
     The file's mapping otherwise keeps every page that was read resident for as long as any tensor of the file
     lives: loading the int8 Chinese BERT left ~300 MB of its file resident beside the packed copy. Cache tensors
     are never written in place, so a dropped page is the file's, and it is read again if it is ever touched:
-    nothing is lost. Only whole pages inside a mapping of ``cache`` are dropped; anywhere else (or off Linux)
+    nothing is lost. Only whole pages inside a mapping of such a file are dropped; anywhere else (or off Linux)
     nothing happens. Returns the bytes dropped."""
     if not sys.platform.startswith("linux"):
         return 0
@@ -193,7 +194,7 @@ def release_pages(tensors: Iterable[torch.Tensor], cache: Path) -> int:
     import mmap
 
     try:
-        mapped = _mapped_ranges(Path(cache).resolve())
+        mapped = _mapped_ranges(Path(cache).resolve() if cache is not None else None)
         madvise = ctypes.CDLL(None, use_errno=True).madvise
     except (OSError, AttributeError):
         return 0
@@ -210,13 +211,14 @@ def release_pages(tensors: Iterable[torch.Tensor], cache: Path) -> int:
     return dropped
 
 
-def _mapped_ranges(path: Path) -> list[tuple[int, int]]:
-    """(start, end) of this process's memory mappings of the file ``path``."""
+def _mapped_ranges(path: Path | None) -> list[tuple[int, int]]:
+    """(start, end) of this process's memory mappings of the file ``path`` (None: of any weights cache file)."""
     ranges = []
     with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
         for line in maps:
             fields = line.split(maxsplit=5)
-            if len(fields) == 6 and fields[5].rstrip("\n") == str(path):
+            name = fields[5].rstrip("\n") if len(fields) == 6 else ""
+            if name == str(path) if path is not None else name.endswith(SUFFIX):
                 lo, hi = (int(x, 16) for x in fields[0].split("-"))
                 ranges.append((lo, hi))
     return ranges

@@ -175,8 +175,14 @@ def _zero_tail(x: torch.Tensor, valid: int | None) -> torch.Tensor:
 
 def prepare_generator(gen: nn.Module, dtype: torch.dtype = torch.float32) -> FastGenerator:
     """Fold ``gen``'s weights into a :class:`FastGenerator` and make ``gen.forward`` use it (inference only)."""
+    from studio.models.weights_cache import release_pages
+
     fast = FastGenerator(gen, dtype).to(next(gen.parameters()).device)
     object.__setattr__(gen, "fast", fast)  # not a sub-module: never saved, never trained
+    # The generator's own weights were read to fold them; when they map a weights cache file, those pages need
+    # not stay resident (~60 MB at official size): inference uses the folded copy, and anything that reads them
+    # again (training, the plain path) reads them back from the file.
+    release_pages(gen.parameters())
     return fast
 
 
