@@ -249,3 +249,25 @@ def test_download_fetches_a_version_in_upstreams_layout_and_resumes(tmp_path):
         server.shutdown()
         _Hub.bad_sha = False
     assert not (root / disc.path).exists() and not (root / f"{disc.path}.part").exists()
+
+
+def test_a_known_timbre_clip_needs_no_speaker_verifier(tiny_v2proplus_pretrained, two_refs, tmp_path, monkeypatch):
+    """A timbre clip's speaker embedding is kept in the reference cache: a new service (a restart) gives the same
+    embedding without loading the verifier; a clip it has not embedded loads it."""
+    monkeypatch.setenv("STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    request = SynthesisRequest(text="unused", lang="en", reference=two_refs[0], ref_text="", noise_scale=0.0)
+
+    def fresh():
+        return SynthesisService(PretrainedAssets(tiny_v2proplus_pretrained), device="cpu", precision="fp32").synthesizer()
+
+    first = fresh()
+    assert not first.models.speaker_verifier.loaded  # nothing embedded yet
+    embedded = first.reference_prompt(request).sv_embeddings
+    assert first.models.speaker_verifier.loaded
+    again = fresh()
+    cached = again.reference_prompt(request).sv_embeddings
+    assert not again.models.speaker_verifier.loaded
+    assert len(cached) == len(embedded) == 1 and torch.equal(cached[0], embedded[0])
+    both = again.reference_prompt(dataclasses.replace(request, aux_references=(two_refs[1],))).sv_embeddings
+    assert again.models.speaker_verifier.loaded and torch.equal(both[0], embedded[0])
+    assert not torch.equal(both[1], embedded[0])

@@ -22,7 +22,7 @@ import torch
 
 from studio.errors import StudioError
 from studio.inference.reference import ReferenceAudio, ReferencePrompt, load_reference, timbre_spectrogram
-from studio.inference.reference_cache import ReferenceFeatureCache, prompt_tokens_key
+from studio.inference.reference_cache import ReferenceFeatureCache, prompt_tokens_key, sv_embedding_key
 from studio.inference.requests import SynthesisRequest
 
 REFERENCE_CACHE_SIZE = 8
@@ -112,7 +112,9 @@ class ReferenceConditioner:
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        prompt = self._build(style, timbre, request.auto_trim_reference, style_digest=key[0][1])
+        prompt = self._build(
+            style, timbre, request.auto_trim_reference, style_digest=key[0][1], timbre_digests=[t[0][1] for t in key[3]]
+        )
         with self._lock:
             self._cache[key] = prompt
             while len(self._cache) > REFERENCE_CACHE_SIZE:
@@ -120,7 +122,13 @@ class ReferenceConditioner:
         return prompt
 
     def _build(
-        self, style: StyleSource, timbre: list[TimbreClip], auto_trim: bool, *, style_digest: str
+        self,
+        style: StyleSource,
+        timbre: list[TimbreClip],
+        auto_trim: bool,
+        *,
+        style_digest: str,
+        timbre_digests: list[str],
     ) -> ReferencePrompt:
         dev = self.models.device
         loaded: dict[tuple[Path, bool], ReferenceAudio] = {}
@@ -132,7 +140,7 @@ class ReferenceConditioner:
 
         clips = [load(c.path, c.checked) for c in timbre]
         specs = [timbre_spectrogram(clip.wav32k, dev) for clip in clips]  # each (1, 1025, T_spec)
-        sv = self._sv_embeddings(clips)
+        sv = self._sv_embeddings(timbre, clips, timbre_digests, auto_trim)
         weights = mix_weights(timbre)
         ref_text = style.text.strip()
         if not ref_text:  # reference-free mode: timbre only
@@ -166,9 +174,12 @@ class ReferenceConditioner:
                 self.disk_cache.put(key, tokens)
         return tokens.to(dev)
 
-    def _sv_embeddings(self, clips: list[ReferenceAudio]) -> list[torch.Tensor] | None:
+    def _sv_embeddings(
+        self, timbre: list[TimbreClip], clips: list[ReferenceAudio], digests: list[str], auto_trim: bool
+    ) -> list[torch.Tensor] | None:
         """One (1, 20480) speaker-verification embedding per timbre clip for a v2Pro/v2ProPlus SoVITS
-        (upstream averages the per-reference style vectors, each with its own embedding); None otherwise."""
+        (upstream averages the per-reference style vectors, each with its own embedding); None otherwise. From the
+        disk cache when the clip went through the same verifier before (then the verifier need not load)."""
         if not self.models.needs_speaker_verification:
             return None
         verifier = self.models.speaker_verifier
@@ -180,11 +191,18 @@ class ReferenceConditioner:
             )
         from studio.inference.reference import reference_sv_embedding
 
-        with self._lock:
-            return [
-                reference_sv_embedding(verifier, clip.wav32k, f"reference clip {clip.path.name}").to(self.models.device)
-                for clip in clips
-            ]
+        dev = self.models.device
+        embeddings = []
+        for entry, clip, digest in zip(timbre, clips, digests, strict=True):
+            key = sv_embedding_key(digest, auto_trim and entry.checked, entry.checked, verifier, dev)
+            embedding = self.disk_cache.get_embedding(key) if key is not None else None
+            if embedding is None:
+                with self._lock:
+                    embedding = reference_sv_embedding(verifier, clip.wav32k, f"reference clip {clip.path.name}")
+                if key is not None:
+                    self.disk_cache.put_embedding(key, embedding)
+            embeddings.append(embedding.to(dev))
+        return embeddings
 
 
 def _file_identity(path: Path) -> tuple[str, str]:

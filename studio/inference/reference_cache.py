@@ -1,17 +1,22 @@
-"""Disk cache of a reference clip's prompt tokens, so a repeated reference never goes through HuBERT again.
+"""Disk cache of what a reference clip gives, so a repeated reference never goes through HuBERT (or the
+speaker-verification model) again.
 
 Why: the GPT's prompt tokens of a reference are HuBERT features (the content encoder, ~95 M parameters) quantised
 by SoVITS's ``ssl_proj`` + codebook. That is the costliest part of preparing a reference, and it is
 deterministic: the same clip through the same weights on the same kind of device gives the same tokens. The
 in-memory cache of :class:`~studio.inference.conditioning.ReferenceConditioner` lives as long as one loaded
-voice; this one survives a voice switch, a new process and a restart.
+voice; this one survives a voice switch, a new process and a restart. A v2Pro/v2ProPlus voice also needs each
+timbre clip's speaker-verification embedding (ERes2NetV2): kept here the same way, so a known clip needs no
+verifier in memory.
 
-Key: the clip's content hash (a changed file at the same path is a new entry), the auto-trim flag, the content
-encoder's identity (its folder, the size and mtime of its files, its module types and dtypes: a precision mode
-that swaps modules is another encoder), a hash of the SoVITS quantiser's weights (``ssl_proj`` + codebook: every
-voice fine-tuned from the same base shares it) and the device type. Entries are small safetensors files in
-``$STUDIO_CACHE_DIR/references/`` (see :func:`studio.models.weights_cache.cache_root`); deleting the folder is
-always safe. A damaged entry is ignored (logged) and overwritten.
+Key of the prompt tokens: the clip's content hash (a changed file at the same path is a new entry), the
+auto-trim flag, the content encoder's identity (its folder, the size and mtime of its files, its module types
+and dtypes: a precision mode that swaps modules is another encoder), a hash of the SoVITS quantiser's weights
+(``ssl_proj`` + codebook: every voice fine-tuned from the same base shares it) and the device type. Key of an
+embedding: the clip's content hash, how it was loaded (trimmed, length-checked), the verifier's weight file (path,
+size, mtime) and the device type. Entries are small safetensors files in ``$STUDIO_CACHE_DIR/references/`` (see
+:func:`studio.models.weights_cache.cache_root`); deleting the folder is always safe. A damaged entry is ignored
+(logged) and overwritten.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -31,11 +37,22 @@ _LOGGER = logging.getLogger(__name__)
 
 FORMAT = "sovits-studio-reference-tokens/1"
 _TENSOR = "prompt_tokens"
+SV_FORMAT = "sovits-studio-reference-sv/1"
+_SV_TENSOR = "sv_embedding"
 _ENCODER_FILES = ("config.json", "model.safetensors", "pytorch_model.bin")
 
 
+def _tokens_ok(tensor: torch.Tensor) -> bool:
+    return tensor.dim() == 2 and tensor.dtype == torch.int64
+
+
+def _embedding_ok(tensor: torch.Tensor) -> bool:
+    return tensor.dim() == 2 and tensor.shape[0] == 1 and tensor.dtype == torch.float32
+
+
 class ReferenceFeatureCache:
-    """Prompt tokens (1, T_sem) by key, on disk. ``folder`` None → ``cache_root()/references`` at each use."""
+    """Prompt tokens (1, T_sem) and speaker embeddings (1, E) by key, on disk. ``folder`` None →
+    ``cache_root()/references`` at each use."""
 
     def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
         self._folder = Path(folder) if folder is not None else None
@@ -52,36 +69,50 @@ class ReferenceFeatureCache:
 
     def get(self, key: str) -> torch.Tensor | None:
         """The cached tokens (CPU, int64) of ``key``, or None (a damaged entry counts as absent)."""
-        from safetensors import safe_open
-
-        path = self._path(key)
-        tokens = None
-        if path.is_file():
-            try:
-                with safe_open(str(path), framework="pt", device="cpu") as handle:
-                    if (handle.metadata() or {}).get("format") == FORMAT:
-                        tokens = handle.get_tensor(_TENSOR).clone()
-            except Exception as exc:  # a damaged entry: whatever safetensors says, it is re-encoded
-                _LOGGER.warning("ignoring the damaged reference cache entry %s (%s)", path, exc)
-            if tokens is not None and (tokens.dim() != 2 or tokens.dtype != torch.int64):
-                _LOGGER.warning("ignoring the reference cache entry %s: unexpected tokens %s", path, tokens.shape)
-                tokens = None
-        with self._lock:
-            if tokens is None:
-                self.misses += 1
-            else:
-                self.hits += 1
-        return tokens
+        return self._read(key, FORMAT, _TENSOR, _tokens_ok)
 
     def put(self, key: str, tokens: torch.Tensor) -> None:
         """Store ``tokens`` (1, T_sem) atomically; a failure is logged, never raised (the cache is optional)."""
+        self._write(key, FORMAT, _TENSOR, tokens.detach().to("cpu", torch.int64))
+
+    def get_embedding(self, key: str) -> torch.Tensor | None:
+        """The cached speaker embedding (CPU, float32, (1, E)) of ``key``, or None."""
+        return self._read(key, SV_FORMAT, _SV_TENSOR, _embedding_ok)
+
+    def put_embedding(self, key: str, embedding: torch.Tensor) -> None:
+        """Store a speaker embedding (1, E) atomically; a failure is logged, never raised."""
+        self._write(key, SV_FORMAT, _SV_TENSOR, embedding.detach().to("cpu", torch.float32))
+
+    def _read(self, key: str, fmt: str, name: str, valid: Callable[[torch.Tensor], bool]) -> torch.Tensor | None:
+        from safetensors import safe_open
+
+        path = self._path(key)
+        found = None
+        if path.is_file():
+            try:
+                with safe_open(str(path), framework="pt", device="cpu") as handle:
+                    if (handle.metadata() or {}).get("format") == fmt:
+                        found = handle.get_tensor(name).clone()
+            except Exception as exc:  # a damaged entry: whatever safetensors says, it is computed again
+                _LOGGER.warning("ignoring the damaged reference cache entry %s (%s)", path, exc)
+            if found is not None and not valid(found):
+                _LOGGER.warning("ignoring the reference cache entry %s: unexpected %s %s", path, name, found.shape)
+                found = None
+        with self._lock:
+            if found is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+        return found
+
+    def _write(self, key: str, fmt: str, name: str, tensor: torch.Tensor) -> None:
         from safetensors.torch import save_file
 
         path = self._path(key)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_file({_TENSOR: tokens.detach().to("cpu", torch.int64).contiguous()}, str(tmp), {"format": FORMAT})
+            save_file({name: tensor.contiguous()}, str(tmp), {"format": fmt})
             os.replace(tmp, path)
         except Exception as exc:  # OSError or safetensors' own error: synthesis goes on without the cache
             _LOGGER.warning("could not write the reference cache entry %s (%s)", path, exc)
@@ -145,3 +176,31 @@ def quantizer_identity(sovits: torch.nn.Module) -> str | None:
             digest.update(f"{prefix}.{name}:{flat.dtype}:{tuple(tensor.shape)}".encode())
             digest.update(flat.view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def sv_embedding_key(
+    audio_digest: str, auto_trim: bool, checked: bool, verifier: object, device: torch.device
+) -> str | None:
+    """The cache key of a timbre clip's speaker embedding; None when the verifier cannot be identified."""
+    verifier_id = verifier_identity(verifier)
+    if verifier_id is None:
+        return None
+    parts = {
+        "format": SV_FORMAT,
+        "audio": audio_digest,
+        "auto_trim": bool(auto_trim),
+        "checked": bool(checked),
+        "verifier": verifier_id,
+        "device": torch.device(device).type,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def verifier_identity(verifier: object) -> str | None:
+    """What makes one speaker-verification model's embeddings differ from another's: its weight file (resolved
+    path, size, mtime), known without loading it; None when it has no file."""
+    source = getattr(verifier, "source", None)  # a SpeakerVerifier's file, or a LazySpeakerVerifier's
+    if source is None or not Path(source).is_file():
+        return None
+    info = Path(source).stat()
+    return f"sv|{Path(source).resolve()}|{info.st_size}|{info.st_mtime_ns}"

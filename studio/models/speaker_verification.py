@@ -150,6 +150,58 @@ def load_speaker_verifier(path: Path | str, device: torch.device | str = "cpu") 
     return SpeakerVerifier(model, device, source=path)
 
 
+class LazySpeakerVerifier:
+    """The speaker-verification model, loaded only when a timbre clip must really be embedded.
+
+    Clips whose embeddings are in the reference disk cache (``studio.inference.reference_cache``) never need it,
+    so a v2Pro/v2ProPlus voice whose references were heard before synthesises without it in memory. Same
+    ``embed`` call as :class:`SpeakerVerifier`; the file must exist up front (a missing one is named when the
+    voice loads); it loads once, under a lock, and a damaged file is reported then.
+    """
+
+    sample_rate = SV_SAMPLE_RATE
+
+    def __init__(self, path: Path | str, device: torch.device | str = "cpu") -> None:
+        import threading
+
+        self.source = Path(path)
+        if not self.source.is_file():
+            raise MissingPretrainedError(
+                f"The speaker-verification model (needed by v2Pro/v2ProPlus) is missing: {self.source}",
+                hint=DOWNLOAD_HINT,
+                ui_hint=UI_DOWNLOAD_HINT,
+            )
+        self.device = torch.device(device)
+        self._verifier: SpeakerVerifier | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._verifier is not None
+
+    @property
+    def min_samples(self) -> int:
+        return min_fbank_samples(self.sample_rate)
+
+    def load(self) -> SpeakerVerifier:
+        verifier = self._verifier
+        if verifier is None:
+            with self._lock:
+                if self._verifier is None:
+                    _LOGGER.info("loading the speaker-verification model %s (a new timbre clip)", self.source)
+                    self._verifier = load_speaker_verifier(self.source, self.device)
+                verifier = self._verifier
+        return verifier
+
+    def embed(self, wav16k: torch.Tensor) -> torch.Tensor:
+        return self.load().embed(wav16k)
+
+    def __getattr__(self, name: str):  # model, config, embed_32k … of the loaded verifier
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.load(), name)
+
+
 def _not_sv(path: Path, why: str) -> CheckpointError:
     return CheckpointError(
         f"{path}: not a speaker-verification (ERes2NetV2) weight file — {why}.",

@@ -136,15 +136,16 @@ class SynthesisService:
         return self._plan
 
     def _speaker_verifier(self) -> object:
-        """The speaker-verification model v2Pro/v2ProPlus voices need (loaded once per device); a missing file
-        raises :class:`MissingPretrainedError` naming it and `studio download --version v2ProPlus`."""
-        from studio.models.speaker_verification import load_speaker_verifier
+        """The speaker-verification model v2Pro/v2ProPlus voices need (one per device, loaded with the first timbre
+        clip whose embedding is not in the reference cache); a missing file raises :class:`MissingPretrainedError`
+        naming it and `studio download --version v2ProPlus`."""
+        from studio.models.speaker_verification import LazySpeakerVerifier
 
         if self._verifier is None:
             path = self.pretrained.sv_path
             if not path.is_file():
                 raise missing_error([path], self.pretrained.root, "v2ProPlus")
-            self._verifier = load_speaker_verifier(path, self.device)
+            self._verifier = LazySpeakerVerifier(path, self.device)
         return self._verifier
 
     def synthesize(self, request: SynthesisRequest, voice: VoiceModels | None = None) -> SynthesisResult:
