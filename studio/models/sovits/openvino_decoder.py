@@ -52,7 +52,10 @@ class _GraphWriter:
     """Writes the generator's layers as OpenVINO operations."""
 
     def __init__(self, fast: FastGenerator) -> None:
-        import openvino.opset8 as ops
+        try:
+            import openvino.opset8 as ops
+        except ImportError:  # OpenVINO before 2025 keeps its operator sets under openvino.runtime
+            import openvino.runtime.opset8 as ops
 
         self.ops, self.fast = ops, fast
 
