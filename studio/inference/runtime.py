@@ -10,9 +10,9 @@ Why 32 MiB (glibc's maximum on 64-bit systems): the CPU decoder works in fixed w
 its activations are ~2.6 MB each. With both thresholds at 1 MiB (the first choice), every one of them was a
 fresh mapping (or freshly trimmed heap), zero-filled page by page on first touch: the decoder ran 2–2.5× slower
 (a 4 s sentence in 0.82 s instead of 0.30 s in bf16, official size). Measured through the whole int8 chain
-(10 s of English, two runs each, alternating): RTF 0.25–0.27 against 0.41–0.42 with both at 1 MiB (and 0.27–0.42
-with only the mmap threshold raised), peak memory the same (0.95–0.97
-GiB English, 1.44–1.46 GiB Chinese). Nothing changes where glibc is absent.
+(10 s of English, two runs each, alternating): RTF 0.25–0.27 against 0.41–0.42 with both at 1 MiB (and
+0.27–0.42 with only the mmap threshold raised), peak memory the same (0.95–0.97 GiB English, 1.44–1.46 GiB
+Chinese). Nothing changes where glibc is absent.
 """
 
 from __future__ import annotations
