@@ -147,3 +147,30 @@ def test_a_prepared_decoder_lets_go_of_its_mapped_weights(tmp_path):
     assert torch.equal(dec(x), expected)  # with gradients on, the generator runs its own weights: read back
     with torch.inference_mode():
         assert ((dec(x) - expected).norm() / expected.norm()).item() < 1e-5  # the folded fast path
+
+
+@pytest.mark.skipif(not int8_available() or not Path("/proc/self/smaps").exists(), reason="int8 kernel; Linux")
+def test_converting_mapped_weights_lets_go_of_their_pages(tmp_path):
+    """A model whose fp32 weights map the weights cache (the GPT as a voice loads) is converted layer by layer;
+    each converted layer's fp32 pages leave resident memory, and the result equals converting a plain copy."""
+    from studio.models.precision import convert_linears
+
+    def build() -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Linear(1024, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 1024))
+
+    torch.manual_seed(0)
+    original = tmp_path / "gpt.ckpt"
+    original.write_bytes(b"weights")
+    plain = build().eval()
+    hit = weights_cache.write_cache(original, "test", dict(plain.state_dict()), {})
+    assert hit is not None
+    mapped = build().eval()
+    mapped.load_state_dict(hit.tensors, assign=True)
+    x = torch.randn(2, 1024)
+    with torch.no_grad():
+        mapped(x)  # every page read, as the quality check before a conversion reads them
+    assert _resident_kib(hit.path) > 2 * 1024 * 1024 * 4 // 1024 // 2
+    convert_linears(mapped, "int8")
+    convert_linears(plain, "int8")
+    assert _resident_kib(hit.path) < 1024, "the converted layers' fp32 pages stayed resident"
+    assert torch.equal(mapped(x), plain(x))

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from studio.models.weights_cache import release_pages
+
 PRECISION_MODES = ("fp32", "bf16", "int8")
 PRECISION_CHOICES = ("auto", *PRECISION_MODES)
 
@@ -168,6 +170,7 @@ def convert_linears(
         full = f"{prefix}{name}"
         if isinstance(child, nn.Linear) and type(child) is nn.Linear and not (keep and keep(full, child)):
             setattr(module, name, light_linear(child.weight, child.bias, mode))
+            release_pages([child.weight])  # read from a weights cache file: those pages need not stay resident
             count += 1
         else:
             count += convert_linears(child, mode, keep=keep, prefix=f"{full}.")
@@ -186,6 +189,7 @@ def convert_gpt(model: nn.Module, mode: str) -> nn.Module:
     for layer in model.h.layers:
         attn = layer.self_attn
         attn.in_proj = light_linear(attn.in_proj_weight, attn.in_proj_bias, mode)
+        release_pages([attn.in_proj_weight])
         # Release the fp32 copy: the converted module is the one used from now on.
         attn.in_proj_weight = nn.Parameter(torch.empty(0), requires_grad=False)
         attn.in_proj_bias = nn.Parameter(torch.empty(0), requires_grad=False)
