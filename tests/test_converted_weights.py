@@ -174,3 +174,21 @@ def test_converting_mapped_weights_lets_go_of_their_pages(tmp_path):
     convert_linears(plain, "int8")
     assert _resident_kib(hit.path) < 1024, "the converted layers' fp32 pages stayed resident"
     assert torch.equal(mapped(x), plain(x))
+
+
+@pytest.mark.skipif(not Path("/proc/self/pagemap").exists(), reason="Linux")
+def test_a_mapped_weight_written_in_place_keeps_its_values(tmp_path):
+    """Adapters merged into a weight that maps the cache make its pages private data: releasing the file's pages
+    never throws those values away (the untouched weight beside it is released)."""
+    original = tmp_path / "voice.pth"
+    original.write_bytes(b"weights")
+    hit = weights_cache.write_cache(original, "test", {"a": torch.zeros(512, 1024), "b": torch.ones(512, 1024)}, {})
+    assert hit is not None
+    written, untouched = hit.tensors["a"], hit.tensors["b"]
+    written.add_(3.0)  # in place, as merging a LoRA adapter does
+    untouched.sum()  # read: its pages become resident, still the file's
+    before = _resident_kib(hit.path)
+    dropped = weights_cache.release_pages([written, untouched], hit.path)
+    assert 0 < dropped <= untouched.numel() * 4 and _resident_kib(hit.path) < before
+    # (reading them back faults the untouched pages in from the file again)
+    assert torch.equal(written, torch.full((512, 1024), 3.0)) and torch.equal(untouched, torch.ones(512, 1024))

@@ -184,9 +184,10 @@ def release_pages(tensors: Iterable[torch.Tensor], cache: Path | None = None) ->
     are used (an int8 matrix packed for its kernel, a decoder's folded weights).
 
     The file's mapping otherwise keeps every page that was read resident for as long as any tensor of the file
-    lives: loading the int8 Chinese BERT left ~300 MB of its file resident beside the packed copy. Cache tensors
-    are never written in place, so a dropped page is the file's, and it is read again if it is ever touched:
-    nothing is lost. Only whole pages inside a mapping of such a file are dropped; anywhere else (or off Linux)
+    lives: loading the int8 Chinese BERT left ~300 MB of its file resident beside the packed copy. Only a tensor
+    whose resident pages are all still the file's own is released (a page written in place — adapters merged
+    into a mapped weight — is private data and is kept, checked in /proc/self/pagemap), so a dropped page is read
+    back from the file if it is ever touched: nothing is lost. Only whole pages inside a mapping of such a file are dropped; anywhere else (or off Linux)
     nothing happens. Returns the bytes dropped."""
     if not sys.platform.startswith("linux"):
         return 0
@@ -206,9 +207,29 @@ def release_pages(tensors: Iterable[torch.Tensor], cache: Path | None = None) ->
         first, last = -(-start // page) * page, end // page * page
         if last <= first or not any(lo <= first and last <= hi for lo, hi in mapped):
             continue
+        if not _unwritten(first, last, page):
+            continue  # written in place since it was mapped (e.g. adapters merged into it): those pages are the data
         if madvise(first, last - first, mmap.MADV_DONTNEED) == 0:
             dropped += last - first
     return dropped
+
+
+def _unwritten(first: int, last: int, page: int) -> bool:
+    """True when no page in [first, last) holds private data: each is absent or still the file's own page
+    (Linux's /proc/self/pagemap; a copy made on write is anonymous). False when that cannot be read."""
+    import numpy as np
+
+    try:
+        with open("/proc/self/pagemap", "rb") as pagemap:
+            pagemap.seek(first // page * 8)
+            entries = np.frombuffer(pagemap.read((last - first) // page * 8), dtype=np.uint64)
+    except OSError:
+        return False
+    if len(entries) != (last - first) // page:
+        return False
+    present = (entries >> np.uint64(63)) & np.uint64(1)
+    file_page = (entries >> np.uint64(61)) & np.uint64(1)
+    return not bool(np.any((present == 1) & (file_page == 0)))
 
 
 def _mapped_ranges(path: Path | None) -> list[tuple[int, int]]:
