@@ -272,17 +272,19 @@ class LazyContentEncoder:
     """
 
     def __init__(self, folder: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
-        import threading
+        from studio.models.load_once import LoadOnce
 
         self.folder = Path(folder)
         _check_folder(self.folder)
         self._device, self._dtype = device, dtype
-        self._encoder: ContentEncoder | None = None
-        self._lock = threading.Lock()
+        self._encoder = LoadOnce(
+            lambda: ContentEncoder(self.folder, device=self._device, dtype=self._dtype),
+            f"loading HuBERT from {self.folder} (a new reference clip)",
+        )
 
     @property
     def loaded(self) -> bool:
-        return self._encoder is not None
+        return self._encoder.loaded
 
     @property
     def cache_identity(self) -> str:
@@ -291,14 +293,7 @@ class LazyContentEncoder:
         return f"hubert|{self.folder.resolve()}|{files}|{self._dtype}"
 
     def load(self) -> ContentEncoder:
-        encoder = self._encoder
-        if encoder is None:
-            with self._lock:
-                if self._encoder is None:
-                    _LOGGER.info("loading HuBERT from %s (a new reference clip)", self.folder)
-                    self._encoder = ContentEncoder(self.folder, device=self._device, dtype=self._dtype)
-                encoder = self._encoder
-        return encoder
+        return self._encoder.get()
 
     def encode(self, wav16k: torch.Tensor | np.ndarray) -> torch.Tensor:
         return self.load().encode(wav16k)

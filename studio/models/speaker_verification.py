@@ -155,43 +155,33 @@ class LazySpeakerVerifier:
 
     Clips whose embeddings are in the reference disk cache (``studio.inference.reference_cache``) never need it,
     so a v2Pro/v2ProPlus voice whose references were heard before synthesises without it in memory. Same
-    ``embed`` call as :class:`SpeakerVerifier`; the file must exist up front (a missing one is named when the
-    voice loads); it loads once, under a lock, and a damaged file is reported then.
+    ``embed`` call as :class:`SpeakerVerifier`. The service checks that the file exists when the voice loads; the
+    model loads once, under a lock, and a damaged (or since deleted) file is reported then, by
+    :func:`load_speaker_verifier`.
     """
 
     sample_rate = SV_SAMPLE_RATE
 
     def __init__(self, path: Path | str, device: torch.device | str = "cpu") -> None:
-        import threading
+        from studio.models.load_once import LoadOnce
 
         self.source = Path(path)
-        if not self.source.is_file():
-            raise MissingPretrainedError(
-                f"The speaker-verification model (needed by v2Pro/v2ProPlus) is missing: {self.source}",
-                hint=DOWNLOAD_HINT,
-                ui_hint=UI_DOWNLOAD_HINT,
-            )
         self.device = torch.device(device)
-        self._verifier: SpeakerVerifier | None = None
-        self._lock = threading.Lock()
+        self._verifier = LoadOnce(
+            lambda: load_speaker_verifier(self.source, self.device),
+            f"loading the speaker-verification model {self.source} (a new timbre clip)",
+        )
 
     @property
     def loaded(self) -> bool:
-        return self._verifier is not None
+        return self._verifier.loaded
 
     @property
     def min_samples(self) -> int:
         return min_fbank_samples(self.sample_rate)
 
     def load(self) -> SpeakerVerifier:
-        verifier = self._verifier
-        if verifier is None:
-            with self._lock:
-                if self._verifier is None:
-                    _LOGGER.info("loading the speaker-verification model %s (a new timbre clip)", self.source)
-                    self._verifier = load_speaker_verifier(self.source, self.device)
-                verifier = self._verifier
-        return verifier
+        return self._verifier.get()
 
     def embed(self, wav16k: torch.Tensor) -> torch.Tensor:
         return self.load().embed(wav16k)

@@ -15,13 +15,13 @@ Legend: ``H`` hidden size (1024 for the real model), ``T_text`` phones.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
 from studio.errors import CheckpointError, MissingPretrainedError, TextError
+from studio.models.load_once import LoadOnce
 
 __all__ = ["ChineseBertFeatures", "LazyChineseBert", "zeros_features", "BERT_FEATURE_DIM"]
 
@@ -215,27 +215,20 @@ class LazyChineseBert:
         self.folder = Path(folder)
         _check_folder(self.folder)
         self._device, self._dtype, self._prepare, self.precision = device, dtype, prepare, precision
-        self._features: ChineseBertFeatures | None = None
-        self._lock = threading.Lock()
+        self._features = LoadOnce(self._build, f"loading the Chinese BERT from {self.folder} (first Chinese text)")
+
+    def _build(self) -> ChineseBertFeatures:
+        loaded = ChineseBertFeatures(self.folder, device=self._device, dtype=self._dtype, precision=self.precision)
+        return self._prepare(loaded) if self._prepare else loaded
 
     @property
     def loaded(self) -> bool:
         """Whether the model has been loaded (false until Chinese text arrived)."""
-        return self._features is not None
+        return self._features.loaded
 
     def load(self) -> ChineseBertFeatures:
         """The loaded model (loads it on the first call; later and concurrent calls get the same one)."""
-        features = self._features
-        if features is None:
-            with self._lock:
-                if self._features is None:
-                    _LOGGER.info("loading the Chinese BERT from %s (first Chinese text)", self.folder)
-                    loaded = ChineseBertFeatures(
-                        self.folder, device=self._device, dtype=self._dtype, precision=self.precision
-                    )
-                    self._features = self._prepare(loaded) if self._prepare else loaded
-                features = self._features
-        return features
+        return self._features.get()
 
     @property
     def dim(self) -> int:
