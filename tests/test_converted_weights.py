@@ -121,6 +121,20 @@ def _cache_of_file(original: Path) -> Path:
     return next(p for p in weights_cache.cache_candidates(original, "int8") if p.is_file())
 
 
+def _plain_and_mapped(build, tmp_path: Path):
+    """(a model, the same weights in a second copy whose parameters map a weights cache file — as the loaders
+    give them —, the opened cache)."""
+    torch.manual_seed(0)
+    original = tmp_path / "model.pth"
+    original.write_bytes(b"weights")
+    plain = build().eval()
+    hit = weights_cache.write_cache(original, "test", dict(plain.state_dict()), {})
+    assert hit is not None
+    mapped = build().eval()
+    mapped.load_state_dict(hit.tensors, assign=True)
+    return plain, mapped, hit
+
+
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="Linux")
 def test_a_prepared_decoder_lets_go_of_its_mapped_weights(tmp_path):
     """A decoder whose weights map the weights cache reads them once to fold them; those pages then leave
@@ -128,17 +142,7 @@ def test_a_prepared_decoder_lets_go_of_its_mapped_weights(tmp_path):
     from studio.models.sovits.fast_decoder import prepare_generator
     from studio.models.sovits.generator import Generator
 
-    def build() -> Generator:
-        return Generator(96, (3, 7), ((1, 3), (1, 3)), (4, 4), 512, (8, 8))
-
-    torch.manual_seed(0)
-    original = tmp_path / "dec.pth"
-    original.write_bytes(b"weights")
-    first = build().eval()
-    hit = weights_cache.write_cache(original, "test", dict(first.state_dict()), {})
-    assert hit is not None
-    dec = build().eval()
-    dec.load_state_dict(hit.tensors, assign=True)  # parameters backed by the cache file, as the loaders do
+    first, dec, hit = _plain_and_mapped(lambda: Generator(96, (3, 7), ((1, 3), (1, 3)), (4, 4), 512, (8, 8)), tmp_path)
     x = torch.randn(1, 96, 20)
     expected = first(x)  # plain arithmetic, gradients on
     weights_kib = sum(p.numel() for p in dec.parameters()) * 4 // 1024
@@ -158,14 +162,7 @@ def test_converting_mapped_weights_lets_go_of_their_pages(tmp_path):
     def build() -> torch.nn.Module:
         return torch.nn.Sequential(torch.nn.Linear(1024, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 1024))
 
-    torch.manual_seed(0)
-    original = tmp_path / "gpt.ckpt"
-    original.write_bytes(b"weights")
-    plain = build().eval()
-    hit = weights_cache.write_cache(original, "test", dict(plain.state_dict()), {})
-    assert hit is not None
-    mapped = build().eval()
-    mapped.load_state_dict(hit.tensors, assign=True)
+    plain, mapped, hit = _plain_and_mapped(build, tmp_path)
     x = torch.randn(2, 1024)
     with torch.no_grad():
         mapped(x)  # every page read, as the quality check before a conversion reads them
@@ -188,7 +185,7 @@ def test_a_mapped_weight_written_in_place_keeps_its_values(tmp_path):
     written.add_(3.0)  # in place, as merging a LoRA adapter does
     untouched.sum()  # read: its pages become resident, still the file's
     before = _resident_kib(hit.path)
-    dropped = weights_cache.release_pages([written, untouched], hit.path)
+    dropped = weights_cache.release_pages([written, untouched])
     assert 0 < dropped <= untouched.numel() * 4 and _resident_kib(hit.path) < before
     # (reading them back faults the untouched pages in from the file again)
     assert torch.equal(written, torch.full((512, 1024), 3.0)) and torch.equal(untouched, torch.ones(512, 1024))

@@ -200,10 +200,10 @@ def resolve_plan(requested: str, device: str | torch.device = "cpu") -> Precisio
 def _use_openvino() -> bool:
     """Whether a light mode's SoVITS decoder runs on OpenVINO: only when ``STUDIO_DECODER_RUNTIME=openvino``.
 
-    Measured here (official size, bf16, 2 cores): a 10 s sentence decoded in 0.37 s against PyTorch's 0.57, with
-    a slightly better SNR. But OpenVINO's compiled windows hold ~300 MB more (its plugin, the weights in its
-    layout, and every intermediate tensor of a window planned ahead), which would break the memory targets of
-    the light modes (English ≤ 1 GiB); so it is a choice, not the default."""
+    Measured here (official size, bf16, 2 cores, ``bench/engine.py``): SoVITS decode RTF 0.056 against PyTorch's
+    0.068, with a slightly better SNR. But OpenVINO's compiled windows hold ~300 MB more (its plugin, the weights
+    in its layout, and every intermediate tensor of a window planned ahead), which would break the memory targets
+    of the light modes (English ≤ 1 GiB); so it is a choice, not the default."""
     from studio.models.sovits import openvino_decoder
 
     return os.environ.get(DECODER_ENV, "").strip().lower() == "openvino" and openvino_decoder.available()

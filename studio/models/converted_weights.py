@@ -54,9 +54,9 @@ def _split(name: str) -> tuple[str, str]:
     return parent, leaf
 
 
-def restore(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path | None = None) -> nn.Module:
-    """Fill ``model`` (built on the meta device) from :func:`converted_state`'s tensors, in place. ``source``:
-    the cache file the tensors map, whose int8 pages are let go once packed (:func:`weights_cache.release_pages`).
+def restore(model: nn.Module, tensors: dict[str, torch.Tensor]) -> nn.Module:
+    """Fill ``model`` (built on the meta device) from :func:`converted_state`'s tensors, in place. When they map
+    a cache file, the int8 matrices' pages are let go once packed (:func:`weights_cache.release_pages`).
 
     Raises ValueError when a tensor of the model is left unfilled (the file does not fit the model)."""
     layers: dict[str, dict[str, torch.Tensor]] = {}
@@ -80,8 +80,7 @@ def restore(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path | N
         parent, leaf = _split(name)
         setattr(model.get_submodule(parent), leaf, layer)
         if "__int8_q" in parts:  # packed for the kernel now: the file's int8 pages need not stay resident
-            if source is not None:
-                weights_cache.release_pages([parts["__int8_q"]], source)
+            weights_cache.release_pages([parts["__int8_q"]])
     left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t is not None and t.is_meta]
     if left:
         raise ValueError(f"{len(left)} tensors were not in the file (e.g. {', '.join(left[:3])})")
@@ -99,7 +98,7 @@ def load_converted(original: Path, kind: str, mode: str, empty: nn.Module) -> nn
     if hit is None:
         return None
     try:
-        return restore(empty, hit.tensors, source=hit.path)
+        return restore(empty, hit.tensors)
     except (ValueError, AttributeError, KeyError, RuntimeError) as exc:
         _LOGGER.warning("the %s weights cache %s does not fit the model (%s); converting again", mode, hit.path, exc)
         return None

@@ -178,24 +178,24 @@ def open_cached(original: str | os.PathLike[str], kind: str, variant: str = "") 
     return None
 
 
-def release_pages(tensors: Iterable[torch.Tensor], cache: Path | None = None) -> int:
-    """Drop the pages of ``tensors`` (read from the cache file ``cache``; None: from any weights cache file,
-    ``*.studio.safetensors``) from this process's resident memory, once their values have been copied where they
-    are used (an int8 matrix packed for its kernel, a decoder's folded weights).
+def release_pages(tensors: Iterable[torch.Tensor]) -> int:
+    """Drop the pages of ``tensors`` that map a weights cache file (``*.studio.safetensors``) from this process's
+    resident memory, once their values have been copied where they are used (an int8 matrix packed for its
+    kernel, a decoder's folded weights).
 
     The file's mapping otherwise keeps every page that was read resident for as long as any tensor of the file
-    lives: loading the int8 Chinese BERT left ~300 MB of its file resident beside the packed copy. Only a tensor
-    whose resident pages are all still the file's own is released (a page written in place — adapters merged
-    into a mapped weight — is private data and is kept, checked in /proc/self/pagemap), so a dropped page is read
-    back from the file if it is ever touched: nothing is lost. Only whole pages inside a mapping of such a file are dropped; anywhere else (or off Linux)
-    nothing happens. Returns the bytes dropped."""
+    lives: loading the int8 Chinese BERT left ~300 MB of its file resident beside the packed copy. A tensor is
+    released only when its resident pages are all still the file's own (checked in /proc/self/pagemap; a page
+    written in place — adapters merged into a mapped weight — is private data and is kept), so a dropped page is
+    read back from the file if it is ever touched: nothing is lost. Only whole pages are dropped; anything that
+    does not map a cache file (or any tensor off Linux) is left alone. Returns the bytes dropped."""
     if not sys.platform.startswith("linux"):
         return 0
     import ctypes
     import mmap
 
     try:
-        mapped = _mapped_ranges(Path(cache).resolve() if cache is not None else None)
+        mapped = _cache_mappings()
         madvise = ctypes.CDLL(None, use_errno=True).madvise
     except (OSError, AttributeError):
         return 0
@@ -232,14 +232,13 @@ def _unwritten(first: int, last: int, page: int) -> bool:
     return not bool(np.any((present == 1) & (file_page == 0)))
 
 
-def _mapped_ranges(path: Path | None) -> list[tuple[int, int]]:
-    """(start, end) of this process's memory mappings of the file ``path`` (None: of any weights cache file)."""
+def _cache_mappings() -> list[tuple[int, int]]:
+    """(start, end) of this process's memory mappings of weights cache files."""
     ranges = []
     with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
         for line in maps:
             fields = line.split(maxsplit=5)
-            name = fields[5].rstrip("\n") if len(fields) == 6 else ""
-            if name == str(path) if path is not None else name.endswith(SUFFIX):
+            if len(fields) == 6 and fields[5].rstrip("\n").endswith(SUFFIX):
                 lo, hi = (int(x, 16) for x in fields[0].split("-"))
                 ranges.append((lo, hi))
     return ranges
