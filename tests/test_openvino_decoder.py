@@ -95,3 +95,19 @@ def test_openvino_decodes_only_when_asked(monkeypatch):
     plan = precision_choice.resolve_plan("int8")
     assert plan.sovits_runtime == "openvino" and "OpenVINO" in plan.describe()
     assert precision_choice.resolve_plan("fp32").sovits_runtime == "pytorch"
+
+
+def test_the_openvino_decoder_never_starts_openvinos_telemetry(tiny_dec, monkeypatch):
+    """OpenVINO's wheel brings a usage-statistics package (used by its model converter, which we never call):
+    building, compiling and running our windows must never create its sender."""
+    telemetry = pytest.importorskip("openvino_telemetry")
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("OpenVINO telemetry was started")
+
+    monkeypatch.setattr(telemetry.Telemetry, "__init__", refuse)
+    fast = FastGenerator(tiny_dec, torch.float32)
+    assert openvino_decoder.attach(fast, bf16=False)
+    g = torch.zeros(1, fast.cond.weight.shape[1], 1) if fast.cond is not None else None
+    with torch.inference_mode():
+        assert fast(torch.randn(1, fast.conv_pre.weight.shape[1], 40), g).shape[-1] == 40 * fast.hop
