@@ -68,26 +68,28 @@ class Segmenter:
 
     def __init__(self, unigrams: CountTable, bigrams: CountTable) -> None:
         self.unigrams, self.bigrams = unigrams, bigrams
-        self._seen: dict[str, float | None] = {}
 
-    def score(self, word: str, previous: str | None = None) -> float:
+    def score(self, word: str, previous: str | None = None, seen: dict | None = None) -> float:
         """Probability of ``word`` (after ``previous``): the bigram's relative to its first word's, when both are
-        counted; else the word's own; else a penalty that shrinks tenfold per letter."""
-        if previous is not None and self._unigram(previous) is not None:  # (checked first: it is the cheaper)
+        counted; else the word's own; else a penalty that shrinks tenfold per letter. ``seen``: unigram lookups
+        already made by this search (it asks for the same substrings over and over)."""
+        seen = {} if seen is None else seen
+
+        def unigram(w: str) -> float | None:
+            if w not in seen:
+                seen[w] = self.unigrams.get(w)
+            return seen[w]
+
+        if previous is not None and unigram(previous) is not None:  # (checked first: it is the cheaper)
             pair = self.bigrams.get(f"{previous} {word}")
             if pair is not None:
-                return pair / TOTAL / self.score(previous)
-        count = self._unigram(word)
+                return pair / TOTAL / (unigram(previous) / TOTAL)  # the previous word's own score
+        count = unigram(word)
         if count is not None:
             return count / TOTAL
         return 10.0 / (TOTAL * 10 ** len(word))
 
-    def _unigram(self, word: str) -> float | None:
-        if word not in self._seen:  # a search asks for the same substrings over and over
-            self._seen[word] = self.unigrams.get(word)
-        return self._seen[word]
-
-    def _best(self, text: str, previous: str, memo: dict) -> tuple[float, list[str]]:
+    def _best(self, text: str, previous: str, memo: dict, seen: dict) -> tuple[float, list[str]]:
         if text == "":
             return 0.0, []
         best: tuple[float, list[str]] | None = None
@@ -95,9 +97,9 @@ class Segmenter:
             prefix, suffix = text[:pos], text[pos:]
             key = (suffix, prefix)
             if key not in memo:
-                memo[key] = self._best(suffix, prefix, memo)
+                memo[key] = self._best(suffix, prefix, memo, seen)
             rest_score, rest_words = memo[key]
-            candidate = (math.log10(self.score(prefix, previous)) + rest_score, [prefix, *rest_words])
+            candidate = (math.log10(self.score(prefix, previous, seen)) + rest_score, [prefix, *rest_words])
             if best is None or candidate > best:  # equal scores: the word lists compare, as in max()
                 best = candidate
         assert best is not None
@@ -109,12 +111,12 @@ class Segmenter:
         words: list[str] = []
         carry = ""
         memo: dict = {}
-        self._seen = {}
+        seen: dict = {}
         for offset in range(0, len(clean), _CHUNK):
-            _, found = self._best(carry + clean[offset : offset + _CHUNK], "<s>", memo)
+            _, found = self._best(carry + clean[offset : offset + _CHUNK], "<s>", memo, seen)
             carry = "".join(found[-_CARRY:])
             words.extend(found[:-_CARRY])
-        words.extend(self._best(carry, "<s>", memo)[1])
+        words.extend(self._best(carry, "<s>", memo, seen)[1])
         return words
 
 
