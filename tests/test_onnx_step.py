@@ -228,9 +228,15 @@ def test_continuous_batching_on_onnx_runtime_decodes_each_row_as_alone(tiny_gpt)
         gen = torch.Generator().manual_seed(seed)
         return make_row(fast, phones, bert, tokens[0, :8], max_steps=20, generator=gen, record_logits=True)
 
+    head = fast.ar_predict_layer
+    pytorch_heads = []
+    head.register_forward_hook(lambda _m, args, _out: pytorch_heads.append(args[0].shape[0]))
     together = decode_together(fast, [row(p, 10 + i) for i, p in enumerate(probes)], join_at=[0, 3])
     batched_calls = counted.calls
     assert batched_calls > 0
+    # A shared step is one ONNX Runtime call with its output layer: PyTorch's layer only ends each row's prefill
+    # (running it beside ONNX Runtime's busy threads made a batched step twice as slow as a lone one).
+    assert len(pytorch_heads) == len(probes)
     for i, (phones, bert, tokens) in enumerate(probes):
         gen = torch.Generator().manual_seed(10 + i)
         alone = generate_semantic(fast, phones, bert, tokens[0, :8], max_steps=20, generator=gen, record_logits=True)

@@ -175,8 +175,7 @@ class ContinuousDecoder:
         pe = table[torch.tensor(positions, device=table.device)].unsqueeze(1).to(x.dtype)  # (B, 1, D)
         y = x + model.ar_audio_position.alpha * pe  # as SinePositionalEncoding.forward (its dropout is off in eval)
         self.cache.reserve(1)
-        h = model.h(y, self.cache.attention_mask(1), self.cache)  # (B, 1, D)
-        logits = model.ar_predict_layer(h[:, -1])  # (B, V)
+        logits = model.step_logits(y, self.cache)  # (B, V); with ONNX Runtime one call, output layer included
         for r, row in enumerate(self.rows):
             row.logits = logits[r : r + 1]
 

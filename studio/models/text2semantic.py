@@ -359,7 +359,11 @@ class Text2SemanticModel(nn.Module):
     def decode_step(self, tokens: torch.Tensor, position: int, cache: KVCache) -> torch.Tensor:
         """One new token per sequence: tokens (B, 1) at semantic position ``position`` → logits (B, V).
         The query attends to every cached position that is not padding."""
-        y = self.embed_semantic(tokens, position)  # (B, 1, D)
+        return self.step_logits(self.embed_semantic(tokens, position), cache)
+
+    def step_logits(self, y: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Embedded new positions y (B, 1, D) through the decoder stack and the output layer → logits (B, V); the
+        cache advanced by one. Rows may sit at different positions (batched decoding): ``y`` carries them."""
         mask = cache.attention_mask(1)
         fast = self.h.onnx_step
         if fast is not None and not self.training and not torch.is_grad_enabled() and fast.accepts(y, mask, cache):
