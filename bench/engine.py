@@ -380,7 +380,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     tokens = 12 if args.quick else args.tokens
     if args.child:
-        print("RESULT " + json.dumps(run_mode(args.child, json.loads(args.files), tokens)), flush=True)
+        # On the studio's compute thread, where the services run the models (studio.inference.compute_thread): the
+        # direct timings below and the synthesis calls then share one OpenMP team, as in the CLI and the server.
+        from studio.inference import compute_thread
+
+        figures = compute_thread.run(run_mode, args.child, json.loads(args.files), tokens)
+        print("RESULT " + json.dumps(figures), flush=True)
         return
     sys.path.insert(0, str(HERE))
     from render import machine  # lscpu model and SIMD flags, load average

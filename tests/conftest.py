@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from studio.inference.requests import SynthesisRequest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
@@ -160,3 +164,31 @@ def tiny_v2proplus_pretrained(golden: Path, golden_v2pro: Path, tmp_path_factory
 def tiny_pretrained(golden: Path, tiny_s2_pth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Base models = the tiny golden checkpoints, in the official folder layout."""
     return build_tiny_pretrained(tmp_path_factory.mktemp("pretrained"), golden, tiny_s2_pth)
+
+
+@pytest.fixture(scope="session")
+def reference(voices: Path) -> tuple[Path, str]:
+    """An English clip of ../shared/voices/en_joe and its transcript."""
+    import csv
+
+    with open(voices / "en_joe" / "metadata.csv", encoding="utf-8") as fh:
+        row = next(csv.DictReader(fh))
+    return voices / "en_joe" / row["file"], row["text"]
+
+
+@pytest.fixture
+def request_(reference: tuple[Path, str]) -> SynthesisRequest:
+    """Two short English sentences spoken after ``reference``, capped at 40 tokens each, seed 1234."""
+    from studio.inference.requests import SynthesisRequest
+
+    clip, text = reference
+    return SynthesisRequest(
+        text="Good morning. The weather is lovely today!",
+        lang="en",
+        reference=clip,
+        ref_text=text,
+        ref_lang="en",
+        split="cut5",
+        seed=1234,
+        max_tokens_per_sentence=40,  # random tiny weights rarely emit EOS: keep the test fast
+    )

@@ -20,7 +20,7 @@ from studio.errors import (
     UnsupportedLanguageError,
 )
 from studio.inference.postprocess import apply_energy
-from studio.inference.requests import OUTPUT_SAMPLE_RATE, SynthesisRequest
+from studio.inference.requests import OUTPUT_SAMPLE_RATE
 from studio.pretrained import PretrainedAssets
 from studio.services.synthesis import SynthesisService, VoiceModels
 
@@ -28,30 +28,6 @@ from studio.services.synthesis import SynthesisService, VoiceModels
 @pytest.fixture(scope="module")
 def service(tiny_pretrained: Path) -> SynthesisService:
     return SynthesisService(PretrainedAssets(tiny_pretrained), device="cpu")
-
-
-@pytest.fixture(scope="module")
-def reference(voices: Path) -> tuple[Path, str]:
-    import csv
-
-    with open(voices / "en_joe" / "metadata.csv", encoding="utf-8") as fh:
-        row = next(csv.DictReader(fh))
-    return voices / "en_joe" / row["file"], row["text"]
-
-
-@pytest.fixture
-def request_(reference) -> SynthesisRequest:
-    clip, text = reference
-    return SynthesisRequest(
-        text="Good morning. The weather is lovely today!",
-        lang="en",
-        reference=clip,
-        ref_text=text,
-        ref_lang="en",
-        split="cut5",
-        seed=1234,
-        max_tokens_per_sentence=40,  # random tiny weights rarely emit EOS: keep the test fast
-    )
 
 
 def test_output_is_32k_mono_speech_length(service, request_):

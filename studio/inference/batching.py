@@ -7,8 +7,9 @@ step. Different voices are different model objects and cannot share a batch: eac
 the decoding thread steps them in turn.
 
 Threads: a request thread calls :meth:`TokenBatcher.generate` and waits; one decoding thread (started on demand,
-ended when idle) prefills joining rows and steps the batches, holding the model's lock (``Synthesizer._lock``)
-for one step at a time only, so the SoVITS decodes of other requests interleave with the GPT steps.
+ended when idle) prefills joining rows and steps the batches. It hands each step to the compute thread
+(:mod:`studio.inference.compute_thread`), which holds the model's lock (``Synthesizer._lock``) for that step
+only, so the SoVITS decodes of other requests interleave with the GPT steps.
 
 Cancellation: a request thread may name a check (:func:`cancellation`, e.g. "has the HTTP client gone?"); the
 decoding thread looks at it every step and takes a cancelled row out of its batch without disturbing the others.
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 import torch
 
 from studio.errors import StudioError
+from studio.inference import compute_thread
 from studio.models.batch_decode import ContinuousDecoder, DecodeRow, make_row
 from studio.models.generate import GenerationResult
 
@@ -101,6 +103,11 @@ class TokenBatcher:
         """What :func:`studio.models.generate.generate_semantic` (same arguments after ``model``) returns, decoded
         in the model's shared batch. ``lock`` guards the model (held per step). Raises
         :class:`GenerationCancelled` when this thread's :func:`cancellation` check fires meanwhile."""
+        if compute_thread.on_compute_thread():  # its steps could never run here while it waits: decode alone
+            from studio.models.generate import generate_semantic
+
+            with lock, torch.inference_mode():
+                return generate_semantic(model, *args, **kwargs)
         ticket = _Ticket(make_row(model, *args, **kwargs), getattr(_local, "check", None))
         with self._cond:
             group = self._groups.get(id(model))
@@ -151,7 +158,8 @@ class TokenBatcher:
             free = max(0, self.max_rows - len(group.running))
             joining, group.waiting = group.waiting[:free], group.waiting[free:]
         gone = [t for t in group.running if t.cancelled is not None and t.cancelled()]
-        try:
+
+        def advance() -> list:
             with group.lock, torch.inference_mode():
                 if gone:
                     group.decoder.leave([t.row for t in gone])
@@ -159,7 +167,10 @@ class TokenBatcher:
                     self._join(group, ticket)
                 self.stats.steps += 1
                 self.stats.peak_rows = max(self.stats.peak_rows, len(group.decoder))
-                finished = group.decoder.step()
+                return group.decoder.step()
+
+        try:
+            finished = compute_thread.run(advance)  # the models' own thread (see studio.inference.compute_thread)
         except Exception as exc:  # a broken step fails its batch, not the server
             _LOGGER.exception("GPT batch step failed")
             failed = group.running + [t for t in joining if not t.done.is_set()]

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from studio.errors import StudioError
+from studio.inference import compute_thread
 from studio.inference.reference import ReferenceAudio, ReferencePrompt, load_reference, timbre_spectrogram
 from studio.inference.reference_cache import ReferenceFeatureCache, prompt_tokens_key, sv_embedding_key
 from studio.inference.requests import SynthesisRequest
@@ -112,8 +113,13 @@ class ReferenceConditioner:
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        prompt = self._build(
-            style, timbre, request.auto_trim_reference, style_digest=key[0][1], timbre_digests=[t[0][1] for t in key[3]]
+        prompt = compute_thread.run(  # clips decoded, HuBERT and spectrograms computed on the models' thread
+            self._build,
+            style,
+            timbre,
+            request.auto_trim_reference,
+            style_digest=key[0][1],
+            timbre_digests=[t[0][1] for t in key[3]],
         )
         with self._lock:
             self._cache[key] = prompt

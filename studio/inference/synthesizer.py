@@ -7,7 +7,6 @@ Ladder of stages, each callable on its own (style habit 8):
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import random
@@ -15,11 +14,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 from studio.errors import StudioError
+from studio.inference import compute_thread
 from studio.inference.conditioning import ReferenceConditioner
 from studio.inference.length_check import length_gap
 from studio.inference.pauses import Piece, pieces_with_pauses
@@ -29,6 +30,7 @@ from studio.inference.requests import OUTPUT_SAMPLE_RATE, AudioChunk, SynthesisR
 from studio.text.user_lexicon import UserLexicon
 
 _LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EARLY_STOP_TOKENS = 50 * 54  # upstream passes 50 × max_sec; it never triggers before the step cap
 STREAM_CONTEXT_TOKENS = 8  # left context re-decoded with every streamed chunk
@@ -67,8 +69,9 @@ class EngineModels:
 class Synthesizer:
     """Turns :class:`SynthesisRequest` s into audio with one set of loaded models.
 
-    Thread-safe: a lock serialises model use (one model instance per device); the reference cache is
-    per instance and keyed by file content, so concurrent callers never get each other's voice.
+    Thread-safe: the models work on the compute thread (:mod:`studio.inference.compute_thread`), under a lock
+    (one model instance per device); the reference cache is per instance and keyed by file content, so
+    concurrent callers never get each other's voice.
     """
 
     # A studio.inference.batching.TokenBatcher: when set, the GPT stage joins the shared decoding batch of the
@@ -79,6 +82,16 @@ class Synthesizer:
         self.models = models
         self._lock = threading.RLock()
         self._conditioner = ReferenceConditioner(models, self._lock, self.text_features)
+
+    def on_models(self, fn: Callable[[], T]) -> T:
+        """``fn()`` on the compute thread, holding the model lock, in inference mode; returns what it returns.
+        The caller must not hold the lock (see :mod:`studio.inference.compute_thread`)."""
+
+        def locked() -> T:
+            with self._lock, torch.inference_mode():
+                return fn()
+
+        return compute_thread.run(locked)
 
     @property
     def sample_rate(self) -> int:
@@ -91,21 +104,24 @@ class Synthesizer:
         from studio.text.frontend import ensure_speakable, text_to_phones
 
         seq = ensure_speakable(text_to_phones(text, lang, version=self.models.version, lexicon=lexicon))
-        blocks = []
-        for seg in seq.segments:
-            n = len(seg.phones)
-            if seg.lang == "zh" and self.models.bert is not None:
-                feats = self.models.bert.phone_features(seg.norm_text, seg.word2ph)
-                if feats.shape[0] != BERT_DIM:
-                    raise StudioError(
-                        f"The Chinese BERT model gives {feats.shape[0]}-d features but the GPT expects {BERT_DIM}.",
-                        hint="Use chinese-roberta-wwm-ext-large (see pretrained/README.md).",
-                    )
-                blocks.append(feats.float().cpu())
-            else:
-                blocks.append(torch.zeros(BERT_DIM, n))
-        bert = torch.cat(blocks, dim=1) if blocks else torch.zeros(BERT_DIM, 0)
-        return TextFeatures(phone_ids=list(seq.phone_ids), bert=bert, norm_text=seq.norm_text)
+
+        def matrix() -> torch.Tensor:  # tensors of this size run in parallel: on the compute thread
+            blocks = []
+            for seg in seq.segments:
+                if seg.lang == "zh" and self.models.bert is not None:
+                    with self._lock, torch.inference_mode():
+                        feats = self.models.bert.phone_features(seg.norm_text, seg.word2ph)
+                    if feats.shape[0] != BERT_DIM:
+                        raise StudioError(
+                            f"The Chinese BERT model gives {feats.shape[0]}-d features but the GPT expects {BERT_DIM}.",
+                            hint="Use chinese-roberta-wwm-ext-large (see pretrained/README.md).",
+                        )
+                    blocks.append(feats.float().cpu())
+                else:
+                    blocks.append(torch.zeros(BERT_DIM, len(seg.phones)))
+            return torch.cat(blocks, dim=1) if blocks else torch.zeros(BERT_DIM, 0)
+
+        return TextFeatures(phone_ids=list(seq.phone_ids), bert=compute_thread.run(matrix), norm_text=seq.norm_text)
 
     def reference_prompt(self, request: SynthesisRequest) -> ReferencePrompt:
         """Prompt tokens and phones of the style clip, timbre spectrograms, (v2Pro/v2ProPlus) speaker-verification
@@ -122,21 +138,24 @@ class Synthesizer:
         """Semantic tokens for one sentence (the GPT stage)."""
         from studio.models.generate import generate_semantic
 
+        kwargs = dict(self._sampling_kwargs(request), generator=generator)
+        if self.batcher is None:
+            result = self.on_models(
+                lambda: generate_semantic(self.models.gpt, *self._gpt_inputs(feats, prompt), **kwargs)
+            )
+        else:  # waits here; the batcher's thread hands each shared step to the compute thread, under the lock
+            inputs = compute_thread.run(self._gpt_inputs, feats, prompt)
+            result = self.batcher.generate(self.models.gpt, *inputs, **kwargs, lock=self._lock)
+        return [int(t) for t in result.tokens]
+
+    def _gpt_inputs(self, feats: TextFeatures, prompt: ReferencePrompt) -> tuple:
+        """(phone ids (1, T_text), BERT (1, 1024, T_text), prompt tokens (1, P) or None) on the models' device for
+        [reference text ; sentence]; called on the compute thread."""
         dev = self.models.device
         phone_ids = prompt.prompt_phone_ids + feats.phone_ids
         bert = feats.bert if prompt.prompt_bert is None else torch.cat([prompt.prompt_bert, feats.bert], dim=1)
-        batched = self.batcher is not None  # the batcher takes the lock per decoding step itself
-        decode = functools.partial(self.batcher.generate, lock=self._lock) if batched else generate_semantic
-        with contextlib.nullcontext() if batched else self._lock, torch.inference_mode():
-            result = decode(
-                self.models.gpt,
-                torch.tensor([phone_ids], dtype=torch.long, device=dev),
-                bert.unsqueeze(0).to(dev),
-                None if prompt.prompt_tokens is None else prompt.prompt_tokens.to(dev),
-                **self._sampling_kwargs(request),
-                generator=generator,
-            )
-        return [int(t) for t in result.tokens]
+        tokens = None if prompt.prompt_tokens is None else prompt.prompt_tokens.to(dev)
+        return torch.tensor([phone_ids], dtype=torch.long, device=dev), bert.unsqueeze(0).to(dev), tokens
 
     def decode_tokens(
         self,
@@ -150,18 +169,19 @@ class Synthesizer:
         dev = self.models.device
         codes = torch.tensor([[tokens]], dtype=torch.long, device=dev)  # (1, 1, T_sem)
         phones = torch.tensor([feats.phone_ids], dtype=torch.long, device=dev)  # (1, T_text)
-        with self._lock, torch.inference_mode():
-            wav = self.models.sovits.decode(
-                codes,
-                phones,
-                prompt.specs,
-                noise_scale=request.noise_scale,
-                speed=request.speed,
-                generator=generator,
-                sv_emb=prompt.sv_embeddings,
-                weights=prompt.weights,
-            )  # (1, 1, T_wav)
-        audio = wav.reshape(-1).float().cpu().numpy()
+        decode = functools.partial(
+            self.models.sovits.decode,
+            codes,
+            phones,
+            prompt.specs,
+            noise_scale=request.noise_scale,
+            speed=request.speed,
+            generator=generator,
+            sv_emb=prompt.sv_embeddings,
+            weights=prompt.weights,
+        )
+        wav = self.on_models(lambda: decode().reshape(-1).float().cpu())  # (T_wav,)
+        audio = wav.numpy()
         audio = normalize_peak(audio)
         return apply_energy(audio, request.energy, OUTPUT_SAMPLE_RATE)
 
@@ -255,21 +275,23 @@ class Synthesizer:
             return [self.generate_tokens(f, prompt, request, generator) for f in feats]
         from studio.models.generate import generate_semantic_batch
 
-        items = [
-            (
-                torch.tensor(prompt.prompt_phone_ids + f.phone_ids, dtype=torch.long),
-                torch.cat([prompt.prompt_bert, f.bert], dim=1),
-            )
-            for f in feats
-        ]
-        with self._lock, torch.inference_mode():
-            results = generate_semantic_batch(
+        def generate() -> list:
+            items = [
+                (
+                    torch.tensor(prompt.prompt_phone_ids + f.phone_ids, dtype=torch.long),
+                    torch.cat([prompt.prompt_bert, f.bert], dim=1),
+                )
+                for f in feats
+            ]
+            return generate_semantic_batch(
                 self.models.gpt,
                 items,
                 prompt.prompt_tokens.to(self.models.device),
                 **self._sampling_kwargs(request),
                 generator=generator,
             )
+
+        results = self.on_models(generate)
         return [[int(t) for t in r.tokens] for r in results]
 
     def _sampling_kwargs(self, request: SynthesisRequest) -> dict:
@@ -299,17 +321,12 @@ class Synthesizer:
         """
         from studio.models.generate import stream_semantic
 
-        dev = self.models.device
-        phone_ids = prompt.prompt_phone_ids + feat.phone_ids
-        bert = feat.bert if prompt.prompt_bert is None else torch.cat([prompt.prompt_bert, feat.bert], dim=1)
         tokens: list[int] = []
         emitted_tokens = 0  # tokens whose audio has been yielded (except the held-back tail)
         tail = np.zeros(0, dtype=np.float32)
         chunks = stream_semantic(
             self.models.gpt,
-            torch.tensor([phone_ids], dtype=torch.long, device=dev),
-            bert.unsqueeze(0).to(dev),
-            None if prompt.prompt_tokens is None else prompt.prompt_tokens.to(dev),
+            *compute_thread.run(self._gpt_inputs, feat, prompt),
             chunk_size=request.stream_tokens,
             **self._sampling_kwargs(request),
             generator=generator,
@@ -319,8 +336,7 @@ class Synthesizer:
         while True:
             # The lock is held only while the model works, never across a yield: a caller that abandons the
             # stream cannot block other requests. The KV cache belongs to this generator alone.
-            with self._lock, torch.inference_mode():
-                piece = next(chunks, None)
+            piece = self.on_models(lambda: next(chunks, None))
             if piece is None:
                 break
             tokens.extend(int(t) for t in piece.tokens)

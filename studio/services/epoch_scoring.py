@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from studio.errors import StudioError, TrainingError
+from studio.inference import compute_thread
 from studio.pretrained import PretrainedAssets
 from studio.services.epoch_choice import (
     Candidate,
@@ -120,18 +121,21 @@ class SVEmbedder:
     def __init__(self, checkpoint: Path, device: str = "cpu") -> None:
         from studio.models.speaker_verification import load_speaker_verifier
 
-        self.model = load_speaker_verifier(checkpoint, device=device)
+        self.model = compute_thread.run(load_speaker_verifier, checkpoint, device=device)
 
     def embed(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         import torch
 
         from studio.audio.resample import sinc_resample
 
-        wav = torch.from_numpy(np.asarray(audio, dtype=np.float32))[None]  # (1, N)
-        if sample_rate != 16000:
-            wav = sinc_resample(wav, sample_rate, 16000)
-        with torch.inference_mode():
-            emb = self.model.embed(wav)[0].double().cpu().numpy()  # (20480,)
+        def embed() -> np.ndarray:  # on the models' thread (see studio.inference.compute_thread)
+            wav = torch.from_numpy(np.asarray(audio, dtype=np.float32))[None]  # (1, N)
+            if sample_rate != 16000:
+                wav = sinc_resample(wav, sample_rate, 16000)
+            with torch.inference_mode():
+                return self.model.embed(wav)[0].double().cpu().numpy()  # (20480,)
+
+        emb = compute_thread.run(embed)
         return emb / max(float(np.linalg.norm(emb)), 1e-12)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from studio.inference import compute_thread
 from studio.inference.precision_choice import apply_plan
 from studio.inference.requests import SynthesisRequest, SynthesisResult
 from studio.inference.synthesizer import EngineModels, Synthesizer
@@ -92,9 +93,6 @@ class SynthesisService:
 
     def synthesizer(self, voice: VoiceModels | None = None) -> Synthesizer:
         """The loaded :class:`Synthesizer` for ``voice`` (the base models by default)."""
-        from studio.models.sovits.checkpoint import load_sovits
-        from studio.models.text2semantic_checkpoint import load_text2semantic
-
         voice = voice or self.base_voice()
         self.check_base_files(voice)
         with self._lock:
@@ -102,30 +100,38 @@ class SynthesisService:
             if key in self._voices:
                 self._voices.move_to_end(key)
                 return self._voices[key]
-            hubert, bert = self._shared_encoders()
-            gpt, _, _ = load_text2semantic(voice.gpt_path, cache=self.weights_cache)
-            sovits, config, _, version = load_sovits(voice.sovits_path, cache=self.weights_cache)
-            verifier = self._speaker_verifier() if config.uses_speaker_verification else None
-            gpt, sovits = gpt.to(self.device).eval(), sovits.to(self.device).eval()
-            plan, reload_gpt = apply_plan(gpt, sovits, self.precision_plan())
-            if reload_gpt:
-                gpt = load_text2semantic(voice.gpt_path, cache=self.weights_cache)[0].to(self.device).eval()
-            synth = Synthesizer(
-                EngineModels(
-                    gpt=gpt,
-                    sovits=sovits,
-                    precision=plan,
-                    content_encoder=hubert,
-                    bert=bert,
-                    version=version,
-                    device=self.device,
-                    speaker_verifier=verifier,
-                )
-            )
+            # Loaded on the thread that will run the models (studio.inference.compute_thread).
+            synth = compute_thread.run(self._load, voice)
             self._voices[key] = synth
             while len(self._voices) > MAX_LOADED_VOICES:
                 self._voices.popitem(last=False)
             return synth
+
+    def _load(self, voice: VoiceModels) -> Synthesizer:
+        """Read, convert and place ``voice``'s models (on the compute thread; ``_lock`` is held by the caller)."""
+        from studio.models.sovits.checkpoint import load_sovits
+        from studio.models.text2semantic_checkpoint import load_text2semantic
+
+        hubert, bert = self._shared_encoders()
+        gpt, _, _ = load_text2semantic(voice.gpt_path, cache=self.weights_cache)
+        sovits, config, _, version = load_sovits(voice.sovits_path, cache=self.weights_cache)
+        verifier = self._speaker_verifier() if config.uses_speaker_verification else None
+        gpt, sovits = gpt.to(self.device).eval(), sovits.to(self.device).eval()
+        plan, reload_gpt = apply_plan(gpt, sovits, self.precision_plan())
+        if reload_gpt:
+            gpt = load_text2semantic(voice.gpt_path, cache=self.weights_cache)[0].to(self.device).eval()
+        return Synthesizer(
+            EngineModels(
+                gpt=gpt,
+                sovits=sovits,
+                precision=plan,
+                content_encoder=hubert,
+                bert=bert,
+                version=version,
+                device=self.device,
+                speaker_verifier=verifier,
+            )
+        )
 
     def precision_plan(self):
         """What each part runs in (``precision='auto'`` measures this machine once; see precision_choice)."""

@@ -27,6 +27,7 @@ import numpy as np
 
 from studio.dataprep.transcribe import token_cap_for_text
 from studio.errors import ASRModelMissingError, AudioError, StudioError
+from studio.inference import compute_thread
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -222,7 +223,6 @@ class SpeakerEncoder:
     def embed(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         """Mono float32 ``(T,)`` → unit 256-d embedding."""
         import librosa
-        import torch
 
         wav = self._prepare(audio, sample_rate)
         n_frames = int(np.ceil((len(wav) + 1) / self.HOP))
@@ -236,13 +236,19 @@ class SpeakerEncoder:
             y=wav, sr=self.SAMPLE_RATE, n_fft=self.WINDOW, hop_length=self.HOP, n_mels=self.N_MELS
         ).T.astype(np.float32)  # (T_mel, 40)
         mels = np.stack([mel[s : s + self.PARTIAL_FRAMES] for s in starts])  # (P, 160, 40)
+        mean = compute_thread.run(self._encode, mels)  # the models' thread (see studio.inference.compute_thread)
+        return mean / max(float(np.linalg.norm(mean)), 1e-9)
+
+    def _encode(self, mels: np.ndarray) -> np.ndarray:
+        """(P, 160, 40) log-mel partials → the mean of their unit embeddings (256,)."""
+        import torch
+
         lstm, linear = self._load()
         with torch.no_grad():
             _, (hidden, _) = lstm(torch.from_numpy(mels).to(self.device))
             partial = torch.relu(linear(hidden[-1]))  # (P, 256)
             partial = partial / partial.norm(dim=1, keepdim=True).clamp_min(1e-9)
-        mean = partial.mean(0).cpu().numpy()
-        return mean / max(float(np.linalg.norm(mean)), 1e-9)
+        return partial.mean(0).cpu().numpy()
 
     def similarity(self, a: np.ndarray, a_rate: int, b: np.ndarray, b_rate: int) -> float:
         return float(np.dot(self.embed(a, a_rate), self.embed(b, b_rate)))
