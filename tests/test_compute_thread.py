@@ -113,3 +113,43 @@ def test_a_shared_batch_asked_for_on_the_compute_thread_decodes_alone_instead_of
     caller.join(120)
     assert not caller.is_alive(), "the compute thread waited for a batch that needs it"
     assert outcome["tokens"] == alone.tokens.tolist()
+
+
+def test_a_shared_batch_steps_on_the_compute_thread_and_lets_other_work_in(tiny_s1_ckpt):
+    model = text2semantic_checkpoint.load_text2semantic(tiny_s1_ckpt).model.float().eval()
+    g = torch.Generator().manual_seed(2)
+    cfg = model.config
+    sentence = (
+        torch.randint(0, cfg.phoneme_vocab_size, (1, 7), generator=g),
+        torch.randn(1, cfg.bert_dim, 7, generator=g),
+        torch.randint(0, cfg.eos, (1, 5), generator=g),
+    )
+    steps = 600
+    alone = generate_semantic(model, *sentence, generator=torch.Generator().manual_seed(0), max_steps=steps)
+    assert alone.stop_reason == "max_steps"  # a long sentence: other work arrives while it decodes
+    batcher = TokenBatcher()
+    threads: set[str] = set()
+    decoding = threading.Event()
+
+    def on_token(_token: int, step: int) -> None:
+        threads.add(threading.current_thread().name)
+        if step == 5:
+            decoding.set()
+
+    with ThreadPoolExecutor(1) as request:
+        tokens = request.submit(
+            batcher.generate,
+            model,
+            *sentence,
+            lock=threading.RLock(),
+            generator=torch.Generator().manual_seed(0),
+            max_steps=steps,
+            on_token=on_token,
+        )
+        assert decoding.wait(60)
+        # Another request's work (e.g. its SoVITS decoding) gets the thread while the sentence is still decoding.
+        rows_meanwhile = compute_thread.run(lambda: batcher.rows)
+        result = tokens.result(300)
+    assert rows_meanwhile == 1
+    assert threads == {compute_thread.THREAD_NAME}
+    assert result.tokens.tolist() == alone.tokens.tolist()

@@ -6,10 +6,11 @@ requests are in flight, :class:`TokenBatcher` lets their sentences meet in one
 step. Different voices are different model objects and cannot share a batch: each model gets its own batch and
 the decoding thread steps them in turn.
 
-Threads: a request thread calls :meth:`TokenBatcher.generate` and waits; one decoding thread (started on demand,
-ended when idle) prefills joining rows and steps the batches. It hands each step to the compute thread
-(:mod:`studio.inference.compute_thread`), which holds the model's lock (``Synthesizer._lock``) for that step
-only, so the SoVITS decodes of other requests interleave with the GPT steps.
+Threads: a request thread calls :meth:`TokenBatcher.generate` and waits. The batches are driven on the compute
+thread (:mod:`studio.inference.compute_thread`), where every model runs: a drive job prefills joining rows and
+steps the batches, holding the model's lock (``Synthesizer._lock``) one step at a time, until no row is left.
+While other work waits for that thread (another request's SoVITS decoding), the job lets it in every
+:data:`SLICE_S` and queues itself again behind it, so the two interleave; alone, it steps on without a pause.
 
 Cancellation: a request thread may name a check (:func:`cancellation`, e.g. "has the HTTP client gone?"); the
 decoding thread looks at it every step and takes a cancelled row out of its batch without disturbing the others.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,7 +35,7 @@ from studio.models.generate import GenerationResult
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_MAX_ROWS = 8
-IDLE_EXIT_S = 5.0  # the decoding thread ends after this long without work (a new request restarts it)
+SLICE_S = 0.05  # while other work waits for the compute thread, the batches step this long, then let it in
 
 _local = threading.local()
 
@@ -96,7 +98,7 @@ class TokenBatcher:
         self.max_rows = max_rows
         self._cond = threading.Condition()
         self._groups: dict[int, _Group] = {}  # id(model) → its batch
-        self._thread: threading.Thread | None = None
+        self._driving = False  # a drive job is queued or running on the compute thread
         self.stats = BatchStats()
 
     def generate(self, model: torch.nn.Module, *args, lock: object, **kwargs) -> GenerationResult:
@@ -114,10 +116,9 @@ class TokenBatcher:
             if group is None:
                 group = self._groups[id(model)] = _Group(ContinuousDecoder(model), lock)
             group.waiting.append(ticket)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._serve, name="gpt-batch", daemon=True)
-                self._thread.start()
-            self._cond.notify_all()
+            if not self._driving:
+                self._driving = True
+                compute_thread.submit(self._drive)
         ticket.done.wait()
         if ticket.error is not None:
             raise ticket.error
@@ -130,27 +131,39 @@ class TokenBatcher:
         with self._cond:
             return sum(len(g.waiting) + len(g.running) for g in self._groups.values())
 
-    # ------------------------------------------------------------------------------------------ decoding thread
+    # ------------------------------------------------------------------------------------------ on the compute thread
 
-    def _serve(self) -> None:
+    def _drive(self) -> None:
+        """Step every batch with work until none is left; while other work waits for the compute thread, stop after
+        :data:`SLICE_S` and queue again behind it."""
+        try:
+            again = self._drive_slice()
+        except BaseException as exc:  # never leave a waiting request hanging
+            _LOGGER.exception("GPT batch driving failed")
+            with self._cond:
+                tickets = [t for g in self._groups.values() for t in (*g.running, *g.waiting)]
+                self._groups.clear()
+                self._driving = False
+            for ticket in tickets:
+                ticket.finish(error=exc)
+            return
+        if again:
+            compute_thread.submit(self._drive)
+
+    def _drive_slice(self) -> bool:
+        """Steps until no batch has work (→ False) or the slice is over while others wait (→ True)."""
+        start = time.perf_counter()
         while True:
             with self._cond:
-                groups = self._next_groups()
+                groups = [g for g in self._groups.values() if g.waiting or g.running]
                 if not groups:
-                    return
+                    self._groups.clear()
+                    self._driving = False
+                    return False
             for group in groups:
                 self._step(group)
-
-    def _next_groups(self) -> list[_Group]:
-        """The batches with work (waiting up to IDLE_EXIT_S for some); forgets idle ones. Holds ``_cond``."""
-        busy = lambda: [g for g in self._groups.values() if g.waiting or g.running]  # noqa: E731
-        if not busy():
-            self._cond.wait_for(lambda: bool(busy()), timeout=IDLE_EXIT_S)
-        groups = busy()
-        if not groups:
-            self._groups.clear()
-            self._thread = None
-        return groups
+            if compute_thread.others_waiting() and time.perf_counter() - start >= SLICE_S:
+                return True
 
     def _step(self, group: _Group) -> None:
         """Admit waiting rows, drop cancelled ones and advance the batch by one token, under the model's lock."""
@@ -159,7 +172,7 @@ class TokenBatcher:
             joining, group.waiting = group.waiting[:free], group.waiting[free:]
         gone = [t for t in group.running if t.cancelled is not None and t.cancelled()]
 
-        def advance() -> list:
+        try:
             with group.lock, torch.inference_mode():
                 if gone:
                     group.decoder.leave([t.row for t in gone])
@@ -167,10 +180,7 @@ class TokenBatcher:
                     self._join(group, ticket)
                 self.stats.steps += 1
                 self.stats.peak_rows = max(self.stats.peak_rows, len(group.decoder))
-                return group.decoder.step()
-
-        try:
-            finished = compute_thread.run(advance)  # the models' own thread (see studio.inference.compute_thread)
+                finished = group.decoder.step()
         except Exception as exc:  # a broken step fails its batch, not the server
             _LOGGER.exception("GPT batch step failed")
             failed = group.running + [t for t in joining if not t.done.is_set()]

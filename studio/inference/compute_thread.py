@@ -50,9 +50,20 @@ def run(fn: Callable[..., T], /, *args, **kwargs) -> T:
     """``fn(*args, **kwargs)`` on the compute thread; waits and returns its result, or raises its exception."""
     if on_compute_thread():
         return fn(*args, **kwargs)
+    return submit(fn, *args, **kwargs).result()
+
+
+def submit(fn: Callable[..., T], /, *args, **kwargs) -> Future:
+    """Queue ``fn(*args, **kwargs)`` behind the work already waiting, without waiting for it; the returned future
+    holds its result or exception."""
     future: Future = Future()
     _ensure_started().put((future, fn, args, kwargs))
-    return future.result()
+    return future
+
+
+def others_waiting() -> bool:
+    """True when work is queued for the compute thread (a long job running there may then let it in)."""
+    return not _jobs.empty()
 
 
 def _ensure_started() -> queue.SimpleQueue:
