@@ -88,15 +88,24 @@ def test_a_bad_reference_is_still_the_callers_clear_error(tiny_pretrained, reque
         worker.submit(service.synthesize, request).result(120)
 
 
-def test_a_shared_batch_asked_for_on_the_compute_thread_decodes_alone_instead_of_waiting_forever(tiny_s1_ckpt):
-    model = text2semantic_checkpoint.load_text2semantic(tiny_s1_ckpt).model.float().eval()
-    g = torch.Generator().manual_seed(3)
+@pytest.fixture(scope="module")
+def gpt(tiny_s1_ckpt):
+    return text2semantic_checkpoint.load_text2semantic(tiny_s1_ckpt).model.float().eval()
+
+
+def _sentence(model, seed: int, n_text: int, n_prompt: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(phone ids, BERT features, prompt tokens) of a random sentence for ``model``."""
+    g = torch.Generator().manual_seed(seed)
     cfg = model.config
-    sentence = (
-        torch.randint(0, cfg.phoneme_vocab_size, (1, 9), generator=g),
-        torch.randn(1, cfg.bert_dim, 9, generator=g),
-        torch.randint(0, cfg.eos, (1, 4), generator=g),
+    return (
+        torch.randint(0, cfg.phoneme_vocab_size, (1, n_text), generator=g),
+        torch.randn(1, cfg.bert_dim, n_text, generator=g),
+        torch.randint(0, cfg.eos, (1, n_prompt), generator=g),
     )
+
+
+def test_a_shared_batch_asked_for_on_the_compute_thread_decodes_alone_instead_of_waiting_forever(gpt):
+    model, sentence = gpt, _sentence(gpt, 3, 9, 4)
     alone = generate_semantic(model, *sentence, generator=torch.Generator().manual_seed(5), max_steps=40)
     batcher = TokenBatcher()
     outcome: dict = {}
@@ -115,15 +124,8 @@ def test_a_shared_batch_asked_for_on_the_compute_thread_decodes_alone_instead_of
     assert outcome["tokens"] == alone.tokens.tolist()
 
 
-def test_a_shared_batch_steps_on_the_compute_thread_and_lets_other_work_in(tiny_s1_ckpt):
-    model = text2semantic_checkpoint.load_text2semantic(tiny_s1_ckpt).model.float().eval()
-    g = torch.Generator().manual_seed(2)
-    cfg = model.config
-    sentence = (
-        torch.randint(0, cfg.phoneme_vocab_size, (1, 7), generator=g),
-        torch.randn(1, cfg.bert_dim, 7, generator=g),
-        torch.randint(0, cfg.eos, (1, 5), generator=g),
-    )
+def test_a_shared_batch_steps_on_the_compute_thread_and_lets_other_work_in(gpt):
+    model, sentence = gpt, _sentence(gpt, 2, 7, 5)
     steps = 600
     alone = generate_semantic(model, *sentence, generator=torch.Generator().manual_seed(0), max_steps=steps)
     assert alone.stop_reason == "max_steps"  # a long sentence: other work arrives while it decodes
