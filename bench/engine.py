@@ -383,7 +383,9 @@ def main() -> None:
         # On the studio's compute thread, where the services run the models (studio.inference.compute_thread): the
         # direct timings below and the synthesis calls then share one OpenMP team, as in the CLI and the server.
         from studio.inference import compute_thread
+        from studio.inference.runtime import return_freed_memory
 
+        return_freed_memory()  # before the compute thread starts, as the CLI does
         figures = compute_thread.run(run_mode, args.child, json.loads(args.files), tokens)
         print("RESULT " + json.dumps(figures), flush=True)
         return

@@ -27,6 +27,7 @@ from studio.inference.pauses import Piece, pieces_with_pauses
 from studio.inference.postprocess import apply_energy, normalize_peak, silence
 from studio.inference.reference import ReferencePrompt
 from studio.inference.requests import OUTPUT_SAMPLE_RATE, AudioChunk, SynthesisRequest, SynthesisResult
+from studio.inference.runtime import trim_freed_memory
 from studio.text.user_lexicon import UserLexicon
 
 _LOGGER = logging.getLogger(__name__)
@@ -109,8 +110,11 @@ class Synthesizer:
             blocks = []
             for seg in seq.segments:
                 if seg.lang == "zh" and self.models.bert is not None:
+                    loading = not getattr(self.models.bert, "loaded", True)  # its first Chinese text loads it
                     with self._lock, torch.inference_mode():
                         feats = self.models.bert.phone_features(seg.norm_text, seg.word2ph)
+                    if loading:
+                        trim_freed_memory()
                     if feats.shape[0] != BERT_DIM:
                         raise StudioError(
                             f"The Chinese BERT model gives {feats.shape[0]}-d features but the GPT expects {BERT_DIM}.",

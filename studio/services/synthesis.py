@@ -19,6 +19,7 @@ import torch
 from studio.inference import compute_thread
 from studio.inference.precision_choice import apply_plan
 from studio.inference.requests import SynthesisRequest, SynthesisResult
+from studio.inference.runtime import trim_freed_memory
 from studio.inference.synthesizer import EngineModels, Synthesizer
 from studio.pretrained import PretrainedAssets, missing_error
 from studio.services.voices import VoiceModels
@@ -102,6 +103,7 @@ class SynthesisService:
                 return self._voices[key]
             # Loaded on the thread that will run the models (studio.inference.compute_thread).
             synth = compute_thread.run(self._load, voice)
+            trim_freed_memory()  # what the load freed (fp32 copies, conversion buffers) goes back to the system
             self._voices[key] = synth
             while len(self._voices) > MAX_LOADED_VOICES:
                 self._voices.popitem(last=False)
