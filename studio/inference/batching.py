@@ -4,7 +4,7 @@ Why: a request thread that decodes its sentence alone reads every GPT weight for
 requests are in flight, :class:`TokenBatcher` lets their sentences meet in one
 :class:`~studio.models.batch_decode.ContinuousDecoder` per GPT model object, which rows join and leave at every
 step. Different voices are different model objects and cannot share a batch: each model gets its own batch and
-the decoding thread steps them in turn.
+the drive job steps them in turn.
 
 Threads: a request thread calls :meth:`TokenBatcher.generate` and waits. The batches are driven on the compute
 thread (:mod:`studio.inference.compute_thread`), where every model runs: a drive job prefills joining rows and
@@ -13,7 +13,7 @@ While other work waits for that thread (another request's SoVITS decoding), the 
 :data:`SLICE_S` and queues itself again behind it, so the two interleave; alone, it steps on without a pause.
 
 Cancellation: a request thread may name a check (:func:`cancellation`, e.g. "has the HTTP client gone?"); the
-decoding thread looks at it every step and takes a cancelled row out of its batch without disturbing the others.
+drive job looks at it every step and takes a cancelled row out of its batch without disturbing the others.
 """
 
 from __future__ import annotations
@@ -171,7 +171,6 @@ class TokenBatcher:
             free = max(0, self.max_rows - len(group.running))
             joining, group.waiting = group.waiting[:free], group.waiting[free:]
         gone = [t for t in group.running if t.cancelled is not None and t.cancelled()]
-
         try:
             with group.lock, torch.inference_mode():
                 if gone:

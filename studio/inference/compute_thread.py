@@ -4,7 +4,7 @@ Why: PyTorch's CPU operators run on OpenMP (GNU libgomp). Each thread that runs 
 team of OpenMP workers and keeps it until that thread ends. Once the teams' threads outnumber the CPUs, libgomp
 stops letting idle workers spin between two operators: every one of the SoVITS decoder's thousands of short
 parallel regions then waits for a sleeping worker to wake up. A server or the studio's UI runs requests on
-several threads (a worker pool, the GPT batch thread, the thread that loaded the voice), so it hit this every
+several threads (a worker pool, a GPT batch thread, the thread that loaded the voice), so it hit this every
 time. Measured on a 2-core CPU, int8 mode, official sizes, 10 s of English: a voice loaded on one thread and
 synthesised on another ran at RTF 0.29–0.30, one thread doing both at 0.25–0.26; a 4 s SoVITS decode took 0.45 s
 against 0.29 s.

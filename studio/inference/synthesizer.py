@@ -147,7 +147,7 @@ class Synthesizer:
             result = self.on_models(
                 lambda: generate_semantic(self.models.gpt, *self._gpt_inputs(feats, prompt), **kwargs)
             )
-        else:  # waits here; the batcher's thread hands each shared step to the compute thread, under the lock
+        else:  # waits here while the shared batch steps on the compute thread (studio.inference.batching)
             inputs = compute_thread.run(self._gpt_inputs, feats, prompt)
             result = self.batcher.generate(self.models.gpt, *inputs, **kwargs, lock=self._lock)
         return [int(t) for t in result.tokens]
