@@ -14,6 +14,7 @@ import pytest
 import requests
 import torch
 from api_server import RunningServer, en_clips, make_workspace, read_wav, tiny_settings, tts_params
+from gpt_inputs import random_sentence
 
 from studio.api.queue import InferenceQueue
 from studio.inference.batching import GenerationCancelled, TokenBatcher, cancellation
@@ -91,16 +92,6 @@ def gpt(tiny_s1_ckpt):
     return load_text2semantic(tiny_s1_ckpt).model.float().eval()
 
 
-def _sentence(model, seed: int, n_text: int, n_prompt: int):
-    g = torch.Generator().manual_seed(seed)
-    cfg = model.config
-    return (
-        torch.randint(0, cfg.phoneme_vocab_size, (1, n_text), generator=g),
-        torch.randn(1, cfg.bert_dim, n_text, generator=g),
-        torch.randint(0, cfg.eos, (1, n_prompt), generator=g),
-    )
-
-
 def _alone_tokens(model, seed: int, sentence, max_steps: int) -> list[int]:
     gen = torch.Generator().manual_seed(seed)
     return generate_semantic(model, *sentence, generator=gen, max_steps=max_steps).tokens.tolist()
@@ -113,7 +104,7 @@ def test_a_cancelled_request_leaves_the_batch_and_two_voices_batch_apart(gpt):
             p.mul_(1.01)
     models = [gpt, other_voice, gpt, gpt, other_voice]
     locks = {id(gpt): threading.RLock(), id(other_voice): threading.RLock()}
-    sentences = [_sentence(m, 50 + i, 6 + 5 * i, 3 + 2 * i) for i, m in enumerate(models)]
+    sentences = [random_sentence(m, 50 + i, 6 + 5 * i, 3 + 2 * i) for i, m in enumerate(models)]
     steps = [90, 70, 200, 60, 50]
     expected = [
         _alone_tokens(m, 50 + i, s, n) for i, (m, s, n) in enumerate(zip(models, sentences, steps, strict=True))

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
+from gpt_inputs import random_sentence
 
 from studio.errors import ReferenceAudioError, StudioError
 from studio.inference import compute_thread
@@ -93,19 +94,8 @@ def gpt(tiny_s1_ckpt):
     return text2semantic_checkpoint.load_text2semantic(tiny_s1_ckpt).model.float().eval()
 
 
-def _sentence(model, seed: int, n_text: int, n_prompt: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(phone ids, BERT features, prompt tokens) of a random sentence for ``model``."""
-    g = torch.Generator().manual_seed(seed)
-    cfg = model.config
-    return (
-        torch.randint(0, cfg.phoneme_vocab_size, (1, n_text), generator=g),
-        torch.randn(1, cfg.bert_dim, n_text, generator=g),
-        torch.randint(0, cfg.eos, (1, n_prompt), generator=g),
-    )
-
-
 def test_a_shared_batch_asked_for_on_the_compute_thread_decodes_alone_instead_of_waiting_forever(gpt):
-    model, sentence = gpt, _sentence(gpt, 3, 9, 4)
+    model, sentence = gpt, random_sentence(gpt, 3, 9, 4)
     alone = generate_semantic(model, *sentence, generator=torch.Generator().manual_seed(5), max_steps=40)
     batcher = TokenBatcher()
     outcome: dict = {}
@@ -125,7 +115,7 @@ def test_a_shared_batch_asked_for_on_the_compute_thread_decodes_alone_instead_of
 
 
 def test_a_shared_batch_steps_on_the_compute_thread_and_lets_other_work_in(gpt):
-    model, sentence = gpt, _sentence(gpt, 2, 7, 5)
+    model, sentence = gpt, random_sentence(gpt, 2, 7, 5)
     steps = 600
     alone = generate_semantic(model, *sentence, generator=torch.Generator().manual_seed(0), max_steps=steps)
     assert alone.stop_reason == "max_steps"  # a long sentence: other work arrives while it decodes
