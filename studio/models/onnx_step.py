@@ -14,7 +14,7 @@ What runs where:
 * The graph is built by hand from the model's weights (no exporter): per layer the packed q/k/v product,
   ``GroupQueryAttention`` over the cached positions and the new one, the output product, two layer norms and
   the feed-forward products; then the fp32 output layer. The int8 matrices are the very int8 values and
-  per-row scales PyTorch's prefill multiplies by (fp32 weights would be quantized with one scale per 128
+  per-row scales PyTorch's prefill multiplies by (fp32 weights would be quantized with one scale per 256
   inputs); everything else is fp32.
 * Keys and values stay in the PyTorch :class:`KVCache` (fp32): each layer's slice is handed to ONNX Runtime by
   address, and the attention writes the new position's keys/values into it in place. Padding among the cached
@@ -41,7 +41,11 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
-BLOCK_SIZE = 128  # inputs per int8 scale
+# Inputs per block: each block of weights has one scale, and ``accuracy_level=4`` quantizes the step's
+# activations to int8 per block too. 256 rather than 128: 5 % less time per step (official size, L = 300: 5.13
+# against 5.41 ms, alternating runs), with teacher-forced KL against fp32 3.6e-5 against 3.4e-5. An int8 model
+# from PyTorch keeps one scale per row whatever the block (its scale is repeated per block).
+BLOCK_SIZE = 256
 _OPSET = 17  # LayerNormalization
 _IR_VERSION = 9  # what every onnxruntime ≥ 1.16 reads
 _EXTERNAL_BYTES = 4096  # constants this large are written to the graph's data file
