@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from memory_utils import resident_kib
 
 from studio.models import weights_cache
 from studio.models.precision import QUALITY_BOUNDS, Bf16Linear, Int8Linear, int8_available
@@ -78,18 +79,6 @@ def test_int8_layer_round_trip():
     assert q.dtype == torch.int8 and torch.equal(layer(x), again(x))
 
 
-def _resident_kib(path: Path) -> int:
-    """Resident KiB of this process's mappings of ``path`` (Linux's /proc/self/smaps)."""
-    total, inside = 0, False
-    for line in Path("/proc/self/smaps").read_text().splitlines():
-        head = line.split()
-        if head and "-" in head[0] and len(head) >= 5 and ":" in head[3]:  # a mapping's first line
-            inside = len(head) == 6 and head[5] == str(path.resolve())
-        elif inside and line.startswith("Rss:"):
-            total += int(head[1])
-    return total
-
-
 @pytest.mark.skipif(not int8_available() or not Path("/proc/self/smaps").exists(), reason="int8 kernel; Linux")
 def test_a_converted_int8_load_keeps_only_the_packed_copy(tmp_path):
     """Loading an int8 model from its converted file packs each matrix for the kernel; the file's pages it read
@@ -111,7 +100,7 @@ def test_a_converted_int8_load_keeps_only_the_packed_copy(tmp_path):
     assert loaded is not None and isinstance(loaded[0], Int8Linear)
     cache = _cache_of_file(original)
     int8_kib = 2 * 1024 * 2048 // 1024
-    assert _resident_kib(cache) < int8_kib // 4, "the file's int8 pages stayed resident"
+    assert resident_kib(cache) < int8_kib // 4, "the file's int8 pages stayed resident"
     assert torch.equal(loaded(x), model(x))
     for fresh, first in ((loaded[0], model[0]), (loaded[2], model[2])):
         assert all(torch.equal(a, b) for a, b in zip(fresh.unpacked()[:2], first.unpacked()[:2], strict=True))
@@ -147,7 +136,7 @@ def test_a_prepared_decoder_lets_go_of_its_mapped_weights(tmp_path):
     expected = first(x)  # plain arithmetic, gradients on
     weights_kib = sum(p.numel() for p in dec.parameters()) * 4 // 1024
     prepare_generator(dec)
-    assert _resident_kib(hit.path) < weights_kib // 4, "the folded decoder's file pages stayed resident"
+    assert resident_kib(hit.path) < weights_kib // 4, "the folded decoder's file pages stayed resident"
     assert torch.equal(dec(x), expected)  # with gradients on, the generator runs its own weights: read back
     with torch.inference_mode():
         assert ((dec(x) - expected).norm() / expected.norm()).item() < 1e-5  # the folded fast path
@@ -166,10 +155,10 @@ def test_converting_mapped_weights_lets_go_of_their_pages(tmp_path):
     x = torch.randn(2, 1024)
     with torch.no_grad():
         mapped(x)  # every page read, as the quality check before a conversion reads them
-    assert _resident_kib(hit.path) > 2 * 1024 * 1024 * 4 // 1024 // 2
+    assert resident_kib(hit.path) > 2 * 1024 * 1024 * 4 // 1024 // 2
     convert_linears(mapped, "int8")
     convert_linears(plain, "int8")
-    assert _resident_kib(hit.path) < 1024, "the converted layers' fp32 pages stayed resident"
+    assert resident_kib(hit.path) < 1024, "the converted layers' fp32 pages stayed resident"
     assert torch.equal(mapped(x), plain(x))
 
 
@@ -184,8 +173,81 @@ def test_a_mapped_weight_written_in_place_keeps_its_values(tmp_path):
     written, untouched = hit.tensors["a"], hit.tensors["b"]
     written.add_(3.0)  # in place, as merging a LoRA adapter does
     untouched.sum()  # read: its pages become resident, still the file's
-    before = _resident_kib(hit.path)
+    before = resident_kib(hit.path)
     dropped = weights_cache.release_pages([written, untouched])
-    assert 0 < dropped <= untouched.numel() * 4 and _resident_kib(hit.path) < before
+    assert 0 < dropped <= untouched.numel() * 4 and resident_kib(hit.path) < before
     # (reading them back faults the untouched pages in from the file again)
     assert torch.equal(written, torch.full((512, 1024), 3.0)) and torch.equal(untouched, torch.ones(512, 1024))
+
+
+@pytest.mark.skipif(not int8_available() or not Path("/proc/self/smaps").exists(), reason="int8 kernel; Linux")
+def test_converting_from_the_original_file_lets_go_of_its_pages(tmp_path):
+    """The Chinese BERT's first light load converts weights memory-mapped from the user's own checkpoint (not a
+    cache of ours): each converted layer's pages of that file leave resident memory as it goes, so the first
+    load never holds the whole fp32 model, and the result equals converting a plain copy."""
+    from studio.models.precision import convert_linears
+
+    def build() -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Linear(1024, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 1024))
+
+    torch.manual_seed(0)
+    plain = build().eval()
+    original = tmp_path / "pytorch_model.bin"
+    torch.save(plain.state_dict(), original)
+    mapped = build().eval()
+    mapped.load_state_dict(torch.load(original, mmap=True, weights_only=True), assign=True)
+    x = torch.randn(2, 1024)
+    with torch.no_grad():
+        mapped(x)  # every page read
+    weights_kib = 2 * 1024 * 1024 * 4 // 1024
+    assert resident_kib(original) > weights_kib // 2
+    convert_linears(mapped, "int8", source=original)
+    convert_linears(plain, "int8")
+    assert resident_kib(original) < 1024, "the converted layers' pages of the original stayed resident"
+    assert torch.equal(mapped(x), plain(x))
+
+
+def test_the_cache_file_holds_every_tensor_as_given(tmp_path):
+    """The cache is written tensor by tensor (never the whole model copied into one buffer first): every dtype,
+    shape, view and empty tensor reads back equal, with the safetensors library itself too."""
+    from safetensors.torch import load_file
+
+    base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
+    tensors = {
+        "f32": torch.randn(3, 5),
+        "bf16": torch.randn(7).to(torch.bfloat16),
+        "f16": torch.randn(2, 2).half(),
+        "i8": torch.randint(-128, 127, (9,), dtype=torch.int8),
+        "u8": torch.randint(0, 255, (2, 3), dtype=torch.uint8),
+        "i64": torch.tensor([1, -2, 3]),
+        "bool": torch.tensor([True, False, True]),
+        "scalar": torch.tensor(2.5),
+        "empty": torch.zeros(0, 3),
+        "transposed": base.t(),  # not contiguous
+        "shared": base[1],  # a view into the same storage as the one above
+    }
+    original = tmp_path / "model.pth"
+    original.write_bytes(b"weights")
+    hit = weights_cache.write_cache(original, "test", tensors, {"n": 1})
+    assert hit is not None and hit.record == {"n": 1}
+    on_disk = load_file(str(hit.path))
+    for name, tensor in tensors.items():
+        for read in (hit.tensors[name], on_disk[name]):
+            assert read.dtype == tensor.dtype and read.shape == tensor.shape and torch.equal(read, tensor), name
+
+
+def test_tensors_that_change_while_written_leave_no_cache(tmp_path, caplog):
+    """Given as a function (called once for the layout, once for the bytes), tensors that differ between the two
+    calls are refused: no cache file is left, and the caller keeps using the original."""
+    original = tmp_path / "model.pth"
+    original.write_bytes(b"weights")
+    calls = []
+
+    def source():
+        calls.append(1)
+        yield "w", torch.zeros(4 * len(calls))
+
+    with caplog.at_level("WARNING"):
+        assert weights_cache.write_cache(original, "test", source, {}) is None
+    assert "changed while they were written" in caplog.text
+    assert not list(tmp_path.glob("*.studio.safetensors*")) and not list(tmp_path.glob(".*.tmp"))

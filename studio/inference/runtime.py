@@ -26,6 +26,10 @@ import ctypes.util
 import logging
 import sys
 
+from studio.models.weights_cache import trim_freed_memory  # lives with the weights: conversions trim too
+
+__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "return_freed_memory", "trim_freed_memory"]
+
 _LOGGER = logging.getLogger(__name__)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD = 32 << 20  # blocks this large and larger are mapped on their own (see the module docstring)
@@ -45,18 +49,3 @@ def return_freed_memory() -> bool:
     except (OSError, AttributeError) as exc:  # musl or another libc: keep its defaults
         _LOGGER.debug("allocator settings unavailable: %s", exc)
     return _DONE
-
-
-def trim_freed_memory() -> None:
-    """Give every free page of the allocator's heap back to the system now (glibc's ``malloc_trim``; elsewhere a
-    no-op). Called once a model has loaded: the fp32 copies and conversion buffers it freed sit among live blocks,
-    below the top of their heaps (the compute thread's arena too), where the trim threshold never reaches them. Measured at official size (int8, voice
-    load then 10 s of English): 762–764 MiB resident after the load and 956–973 MiB at the English peak in four
-    runs, against 770–872 and 958–1,043 without it (whether the freed blocks end up at the top varies with the
-    threads' allocation order)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError) as exc:  # musl or another libc
-        _LOGGER.debug("malloc_trim unavailable: %s", exc)

@@ -15,6 +15,7 @@ Names in the file: ``<module>.__int8_q`` / ``__int8_scale`` / ``__int8_bias`` fo
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -27,26 +28,27 @@ _LOGGER = logging.getLogger(__name__)
 _TAGS = ("__int8_q", "__int8_scale", "__int8_bias", "__bf16_weight", "__bf16_bias")
 
 
-def converted_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Every tensor that rebuilds ``model`` exactly, light layers in their converted form."""
-    out: dict[str, torch.Tensor] = {}
+def converted_tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """Every tensor that rebuilds ``model`` exactly, light layers in their converted form, one at a time (an int8
+    layer's matrix is unpacked from its kernel as it is reached, so only one exists outside it at a time)."""
     light: list[str] = []
     for name, module in model.named_modules():
         if isinstance(module, Int8Linear):
             q, scale, bias = module.unpacked()
-            out[f"{name}.__int8_q"], out[f"{name}.__int8_scale"] = q, scale
+            yield f"{name}.__int8_q", q
+            yield f"{name}.__int8_scale", scale
             if bias is not None:
-                out[f"{name}.__int8_bias"] = bias
+                yield f"{name}.__int8_bias", bias
+            del q
             light.append(name + ".")
         elif isinstance(module, Bf16Linear):
-            out[f"{name}.__bf16_weight"] = module.weight_bf16
+            yield f"{name}.__bf16_weight", module.weight_bf16
             if module.bias is not None:
-                out[f"{name}.__bf16_bias"] = module.bias
+                yield f"{name}.__bf16_bias", module.bias
             light.append(name + ".")
     for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
         if tensor is not None and not any(name.startswith(prefix) for prefix in light):
-            out[name] = tensor.detach()
-    return out
+            yield name, tensor.detach()
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -55,7 +57,7 @@ def _split(name: str) -> tuple[str, str]:
 
 
 def restore(model: nn.Module, tensors: dict[str, torch.Tensor]) -> nn.Module:
-    """Fill ``model`` (built on the meta device) from :func:`converted_state`'s tensors, in place. When they map
+    """Fill ``model`` (built on the meta device) from :func:`converted_tensors`' tensors, in place. When they map
     a cache file, the int8 matrices' pages are let go once packed (:func:`weights_cache.release_pages`).
 
     Raises ValueError when a tensor of the model is left unfilled (the file does not fit the model)."""
@@ -106,4 +108,5 @@ def load_converted(original: Path, kind: str, mode: str, empty: nn.Module) -> nn
 
 def save_converted(original: Path, kind: str, mode: str, model: nn.Module) -> bool:
     """Keep ``model``'s converted weights for the next load; False (logged) when no place could be written."""
-    return weights_cache.write_cache(original, kind, converted_state(model), {"mode": mode}, variant=mode) is not None
+    written = weights_cache.write_cache(original, kind, lambda: converted_tensors(model), {"mode": mode}, variant=mode)
+    return written is not None

@@ -18,6 +18,7 @@ fp32. What each mode costs in quality is measured by :mod:`studio.models.precisi
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studio.models.weights_cache import release_pages
+from studio.models.weights_cache import release_pages, trim_freed_memory
 
 PRECISION_MODES = ("fp32", "bf16", "int8")
 PRECISION_CHOICES = ("auto", *PRECISION_MODES)
@@ -155,25 +156,36 @@ def light_linear(weight: torch.Tensor, bias: torch.Tensor | None, mode: str) -> 
 
 
 def convert_linears(
-    module: nn.Module, mode: str, *, keep: Callable[[str, nn.Linear], bool] | None = None, prefix: str = ""
+    module: nn.Module,
+    mode: str,
+    *,
+    keep: Callable[[str, nn.Linear], bool] | None = None,
+    prefix: str = "",
+    source: str | os.PathLike[str] | None = None,
 ) -> int:
     """Replace every ``nn.Linear`` under ``module`` by its ``mode`` version, in place (fp32 is a no-op).
 
     ``keep(name, linear)`` → True leaves that layer fp32. Returns how many layers were converted. The fp32
-    weights of a converted layer are released with it.
+    weights of a converted layer are released with it: pages of a weights cache file at once, and with
+    ``source`` (the original file the weights are memory-mapped from) that file's pages too, the heap trimmed
+    after each layer — so converting never holds the whole fp32 model. Measured on the Chinese BERT's first
+    int8 load (1.2 GB of fp32 weights, alone in a process): 0.65 GiB peak against 2.46 GiB.
     """
     mode = check_mode(mode)
     if mode == "fp32":
         return 0
     count = 0
+    files = () if source is None else (source,)
     for name, child in list(module.named_children()):
         full = f"{prefix}{name}"
         if isinstance(child, nn.Linear) and type(child) is nn.Linear and not (keep and keep(full, child)):
             setattr(module, name, light_linear(child.weight, child.bias, mode))
-            release_pages([child.weight])  # read from a weights cache file: those pages need not stay resident
+            release_pages([child.weight], files)  # those pages need not stay resident: the light copy is used
+            if source is not None:
+                trim_freed_memory()  # the quantization's temporaries, freed among live blocks
             count += 1
         else:
-            count += convert_linears(child, mode, keep=keep, prefix=f"{full}.")
+            count += convert_linears(child, mode, keep=keep, prefix=f"{full}.", source=source)
     return count
 
 

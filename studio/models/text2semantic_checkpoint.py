@@ -196,11 +196,13 @@ def _load_cached(path: Path, device: torch.device | str, dtype: torch.dtype) -> 
         except weights_cache.WeightsCacheError as exc:
             _LOGGER.warning("%s", exc)
     parsed = _parse(path)
-    tensors = {k: v.to(torch.float32) for k, v in parsed.state.items()}  # the converted inference weights
-    hit = weights_cache.write_cache(path, CACHE_KIND, tensors, parsed.record())
+    # The converted inference weights, made one at a time as the cache is written (never all of them at once)
+    hit = weights_cache.write_cache(
+        path, CACHE_KIND, lambda state=parsed.state: ((k, v.to(torch.float32)) for k, v in state.items()), parsed.record()
+    )
     if hit is None:
         return _build(path, parsed, device, dtype)
-    del parsed, tensors  # the file-backed copy replaces them: free the in-memory ones before building
+    del parsed  # the file-backed copy replaces it: free the in-memory one before building
     return _build(path, _from_cache(path, hit), device, dtype, assign=True)
 
 

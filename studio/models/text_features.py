@@ -113,7 +113,7 @@ class ChineseBertFeatures:
         from studio.models.converted_weights import save_converted
         from studio.models.precision import convert_linears, own_copies
 
-        convert_linears(self.model, self.precision)
+        convert_linears(self.model, self.precision, source=self._weight_file())  # layer by layer: see there
         own_copies(self.model)  # let go of the fp32 file the weights were read from
         save_converted(self._weight_file(), "chinese-bert", self.precision, self.model)
 

@@ -247,11 +247,16 @@ def _load_cached(path: Path, device: str | torch.device) -> LoadedSoVITS:
         except CheckpointError as exc:
             _LOGGER.warning("The weights cache %s was not loaded: %s", hit.path, exc)
     parsed = _parse(path)
-    weights = {k: (v.float() if v.is_floating_point() else v) for k, v in parsed.contents.weights.items()}
-    hit = weights_cache.write_cache(path, CACHE_KIND, weights, parsed.record())
+    # fp32 made one tensor at a time as the cache is written (never the whole model twice)
+    hit = weights_cache.write_cache(
+        path,
+        CACHE_KIND,
+        lambda stored=parsed.contents.weights: ((k, v.float() if v.is_floating_point() else v) for k, v in stored.items()),
+        parsed.record(),
+    )  # fmt: skip
     if hit is None:
         return _assemble(path, parsed, device)
-    del parsed, weights  # the file-backed copy replaces them: free the in-memory ones before building
+    del parsed  # the file-backed copy replaces it: free the in-memory one before building
     return _assemble(path, _from_cache(hit), device, source=hit.path)
 
 
