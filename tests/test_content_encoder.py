@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from golden_utils import assert_close, load_json, load_npz
+from memory_utils import resident_kib
 
 from studio.errors import AudioError, CheckpointError, MissingPretrainedError, ReferenceAudioError
 from studio.models.content_encoder import (
     ContentEncoder,
-    _verify_positional_conv,
     check_reference_length,
     reference_ssl_input,
     training_waveforms,
@@ -189,12 +190,46 @@ def test_legacy_weight_norm_names_are_applied(golden, encoder):
     assert torch.allclose(encoder.model.encoder.pos_conv_embed.conv.weight, expected, rtol=1e-5, atol=1e-7)
 
 
-def test_reinitialised_positional_conv_is_detected(golden, encoder):
-    import copy
+def test_checkpoint_without_the_positional_conv_is_refused(golden, tmp_path):
+    """Neither weight_g/weight_v nor a plain weight for the positional convolution: refused by name, never run
+    with a freshly initialised convolution."""
+    folder = _copy_config(golden, tmp_path / "hubert")
+    state = torch.load(golden / "hf_tiny_hubert" / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    state = {k: v for k, v in state.items() if "pos_conv_embed.conv.weight" not in k}
+    torch.save(state, folder / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match=r"pos_conv_embed\.conv\.weight missing"):
+        ContentEncoder(folder)
 
-    model = copy.deepcopy(encoder.model)
-    with torch.no_grad():
-        for p in model.encoder.pos_conv_embed.conv.parameters():
-            p.normal_()
-    with pytest.raises(CheckpointError, match="positional convolution"):
-        _verify_positional_conv(model, golden / "hf_tiny_hubert" / "pytorch_model.bin")
+
+# ------------------------------------------------------------------ memory
+
+
+def test_encoding_needs_no_transformers_import(golden, hf):
+    """HuBERT is plain PyTorch: importing transformers' HuBERT code alone costs ~210 MB of memory."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np; from studio.models.content_encoder import ContentEncoder; "
+        f"e = ContentEncoder({str(golden / 'hf_tiny_hubert')!r}); "
+        "e.encode(np.zeros(16000, dtype=np.float32)); "
+        "print(sorted(m for m in sys.modules if m.startswith('transformers')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="Linux")
+def test_released_weights_leave_memory_and_come_back_unchanged(golden, hf, tmp_path):
+    """The weights map the checkpoint file: once a reference is encoded their pages can leave resident memory
+    (the conditioner does this after every new clip), and the next encoding reads them back — same features."""
+    folder = shutil.copytree(golden / "hf_tiny_hubert", tmp_path / "hubert")  # mapped by this encoder alone
+    encoder = ContentEncoder(folder)
+    weights = folder / "pytorch_model.bin"
+    x = reference_ssl_input(hf["hubert_in_wav16k_librosa"])
+    first = encoder.encode(x)
+    weights_kib = sum(p.numel() for p in encoder.model.parameters()) * 4 // 1024
+    assert resident_kib(weights) > weights_kib // 2
+    assert encoder.release_memory() > 0
+    assert resident_kib(weights) < weights_kib // 8, "the encoder's file pages stayed resident"
+    assert torch.equal(encoder.encode(x), first)

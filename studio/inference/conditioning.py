@@ -25,6 +25,7 @@ from studio.inference import compute_thread
 from studio.inference.reference import ReferenceAudio, ReferencePrompt, load_reference, timbre_spectrogram
 from studio.inference.reference_cache import ReferenceFeatureCache, prompt_tokens_key, sv_embedding_key
 from studio.inference.requests import SynthesisRequest
+from studio.inference.runtime import trim_freed_memory
 
 REFERENCE_CACHE_SIZE = 8
 SPLIT_MARKS = ",.;?!、，。？！;：…"
@@ -176,6 +177,10 @@ class ReferenceConditioner:
             with self._lock, torch.inference_mode():
                 ssl = self.models.content_encoder.encode(reference_ssl_input(ref.wav16k).to(dev))  # (1, 768, T_ssl)
                 tokens = self.models.sovits.extract_latent(ssl)[0].long()  # (n_q, 1, T_sem) → (1, T_sem)
+                # HuBERT's weights map its file: their pages leave memory until the next new clip (~380 MB), and
+                # so do its activations, freed among live blocks (~80 MB at official size)
+                self.models.content_encoder.release_memory()
+                trim_freed_memory()
             if key is not None:
                 self.disk_cache.put(key, tokens)
         return tokens.to(dev)

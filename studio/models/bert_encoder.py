@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from studio.models.hf_checkpoint import assign_checked, open_tensors
+
 
 @dataclass(frozen=True)
 class BertSizes:
@@ -166,14 +168,8 @@ class BertEncoder(nn.Module):
 def _checkpoint_state(weight_file: Path) -> dict[str, torch.Tensor]:
     """The encoder's tensors from a Hugging Face checkpoint, ``bert.`` prefix stripped, old ``gamma``/``beta``
     LayerNorm names renamed; the pooler, the masked-LM head and ``position_ids`` are left out."""
-    if weight_file.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        raw = load_file(str(weight_file), device="cpu")
-    else:
-        raw = torch.load(str(weight_file), map_location="cpu", weights_only=True, mmap=True)
     state = {}
-    for name, tensor in raw.items():
+    for name, tensor in open_tensors(weight_file).items():
         name = name.removeprefix("bert.")
         if not name.startswith(("embeddings.", "encoder.")) or name.endswith("position_ids"):
             continue
@@ -189,16 +185,7 @@ def load_bert_encoder(folder: Path, weight_file: Path) -> tuple[BertEncoder, lis
     initialisation, no copy: a ``pytorch_model.bin`` stays memory-mapped)."""
     with torch.device("meta"):
         model = BertEncoder(BertSizes.from_folder(folder))
-    state = _checkpoint_state(weight_file)
-    own = model.state_dict()
-    problems = [f"{k} missing" for k in own if k not in state]
-    problems += [
-        f"{k} {tuple(state[k].shape)} ≠ {tuple(own[k].shape)}"
-        for k in own
-        if k in state and state[k].shape != own[k].shape
-    ]
-    if not problems:
-        model.load_state_dict({k: state[k] for k in own}, strict=True, assign=True)
+    problems = assign_checked(model, _checkpoint_state(weight_file))
     return model.eval(), problems
 
 

@@ -47,8 +47,6 @@ _HUBERT_SCALE = 1145.14
 _MIN_SSL_SAMPLES = 400  # receptive field of the conv feature encoder
 
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-# Parameters that exist in HubertModel but play no part in eval-mode inference.
-_UNUSED_KEYS = ("masked_spec_embed",)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -146,85 +144,34 @@ def _check_folder(folder: Path) -> Path:
     raise MissingPretrainedError(f"{folder} has no weight file (expected {expected}).")
 
 
-def _raw_tensors(weights: Path, suffixes: tuple[str, ...]) -> dict[str, torch.Tensor]:
-    """The checkpoint tensors whose names end with one of ``suffixes`` (name suffix → tensor)."""
-    found: dict[str, torch.Tensor] = {}
-    if weights.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(str(weights), framework="pt") as handle:
-            for key in handle.keys():
-                for suffix in suffixes:
-                    if key.endswith(suffix):
-                        found[suffix] = handle.get_tensor(key)
-        return found
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    for key, value in state.items():
-        for suffix in suffixes:
-            if key.endswith(suffix):
-                found[suffix] = value
-    return found
-
-
-def _verify_positional_conv(model: torch.nn.Module, weights: Path) -> None:
-    """Make sure the weight-normed positional conv holds the checkpoint's weights, not a fresh initialisation."""
-    prefix = "pos_conv_embed.conv."
-    names = ("weight_g", "weight_v", "parametrizations.weight.original0", "parametrizations.weight.original1", "weight")
-    raw = _raw_tensors(weights, tuple(prefix + n for n in names))
-    g = raw.get(prefix + "weight_g", raw.get(prefix + "parametrizations.weight.original0"))
-    v = raw.get(prefix + "weight_v", raw.get(prefix + "parametrizations.weight.original1"))
-    if g is not None and v is not None:
-        dims = [d for d in range(v.dim()) if g.shape[d] == 1]  # weight_norm: norm over all dims but one
-        expected = v.float() * (g.float() / v.float().norm(dim=dims, keepdim=True))
-    elif prefix + "weight" in raw:
-        expected = raw[prefix + "weight"].float()
-    else:
-        raise CheckpointError(f"{weights} holds no positional-convolution weights ({prefix}weight_g / weight_v).")
-    actual = model.encoder.pos_conv_embed.conv.weight.detach().float().cpu()
-    if actual.shape != expected.shape or not torch.allclose(actual, expected, rtol=1e-5, atol=1e-6):
-        raise CheckpointError(
-            f"The positional convolution of {weights} was not loaded correctly (weights differ after loading).",
-            hint="The installed transformers version may not understand this checkpoint's weight-norm names.",
-        )
-
-
 class ContentEncoder:
-    """HuBERT-base loaded from a local chinese-hubert-base style folder, in eval mode.
+    """HuBERT-base loaded from a local chinese-hubert-base style folder, in eval mode (plain PyTorch:
+    :mod:`studio.models.hubert_encoder`, its weights memory-mapped from the folder's file).
 
     ``ContentEncoder(folder, device="cpu", dtype=torch.float32)``; ``encode(wav16k)`` returns the
     last hidden state as (B, 768, T_ssl).
     """
 
     def __init__(self, folder: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
-        self.folder = Path(folder)
-        weights = _check_folder(self.folder)
-        from transformers import HubertModel
+        from studio.models.hubert_encoder import load_hubert_encoder
 
+        self.folder = Path(folder)
+        self.weights = _check_folder(self.folder)
         try:
-            model, info = HubertModel.from_pretrained(
-                str(self.folder), local_files_only=True, output_loading_info=True, dtype=torch.float32
-            )
-        except Exception as exc:  # whatever fails inside transformers, the folder is unusable
+            model, problems = load_hubert_encoder(self.folder, self.weights)
+        except Exception as exc:  # an unreadable config or weight file, whatever the detail
             raise CheckpointError(f"Cannot load the HuBERT model from {self.folder}: {exc}") from exc
-        missing = [k for k in info.get("missing_keys", []) if not k.endswith(_UNUSED_KEYS)]
-        if missing or info.get("mismatched_keys") or info.get("error_msgs"):
-            problems = missing + [str(m) for m in info.get("mismatched_keys", [])] + info.get("error_msgs", [])
+        if problems:
             raise CheckpointError(
-                f"{weights} does not match its config.json: {len(problems)} weights missing or of the wrong shape "
-                f"(e.g. {', '.join(map(str, problems[:5]))})."
+                f"{self.weights} does not match its config.json: {len(problems)} weights missing or of the wrong "
+                f"shape (e.g. {', '.join(problems[:5])})."
             )
-        if info.get("unexpected_keys"):
-            _LOGGER.debug("ignored unused HuBERT checkpoint entries: %s", info["unexpected_keys"])
-        _verify_positional_conv(model, weights)
-        self.model = model.eval().to(device=device, dtype=dtype)
+        self.model = model.to(device=device, dtype=dtype)
 
     @property
     def dim(self) -> int:
         """Feature size of ``encode`` (768 for HuBERT-base, which SoVITS requires)."""
-        return int(self.model.config.hidden_size)
+        return int(self.model.sizes.hidden_size)
 
     @property
     def device(self) -> torch.device:
@@ -254,13 +201,22 @@ class ContentEncoder:
     def encode(self, wav16k: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Raw 16 kHz waveform (B, N) → SSL features (B, 768, T_ssl). No input normalisation."""
         wav = self._prepare(wav16k)
-        hidden = self.model(wav).last_hidden_state  # (B, T_ssl, 768)
+        hidden = self.model(wav)  # (B, T_ssl, 768)
         return hidden.transpose(1, 2)  # (B, 768, T_ssl)
 
     @torch.no_grad()
     def conv_features(self, wav16k: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Output of the convolutional feature encoder (B, C_conv, T_ssl), for debugging."""
         return self.model.feature_extractor(self._prepare(wav16k))
+
+    def release_memory(self) -> int:
+        """Let the weights' pages leave resident memory until they are next used (they map the checkpoint file, so
+        they are read back from it — from the page cache, usually — by the next ``encode``). Called once a reference
+        clip is encoded: ~380 MB at official size that a voice whose references are cached never needs again.
+        Returns the bytes let go (0 for weights that are not the file's: a fp16 checkpoint, a GPU copy)."""
+        from studio.models.weights_cache import release_pages
+
+        return release_pages([*self.model.parameters(), *self.model.buffers()], files=[self.weights])
 
 
 class LazyContentEncoder:
@@ -297,6 +253,10 @@ class LazyContentEncoder:
 
     def encode(self, wav16k: torch.Tensor | np.ndarray) -> torch.Tensor:
         return self.load().encode(wav16k)
+
+    def release_memory(self) -> int:
+        """:meth:`ContentEncoder.release_memory` when loaded (0 otherwise)."""
+        return self._encoder.get().release_memory() if self.loaded else 0
 
     def __getattr__(self, name: str):  # dim, device, dtype, model, conv_features … of the loaded encoder
         if name.startswith("_"):

@@ -1,7 +1,7 @@
 """The studio app: theme, queue, the project picker and the tabs.
 
 ``build_app(studio)`` only lays components out and wires events; every tab lives in ``studio/ui/tabs/<name>.py``
-as ``build_<name>_tab(studio, ui)``. Nothing heavy is imported here (torch, transformers and Whisper load when a
+as ``build_<name>_tab(studio, ui)``. Nothing heavy is imported here (torch and Whisper load when a
 handler first needs them), so the page is served within a few seconds of starting.
 """
 
