@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from studio.models.hf_checkpoint import assign_checked, open_tensors
+from studio.models.meta_init import embedding
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,9 @@ class BertSizes:
 class _Embeddings(nn.Module):
     def __init__(self, s: BertSizes) -> None:
         super().__init__()
-        self.word_embeddings = nn.Embedding(s.vocab_size, s.hidden_size)
-        self.position_embeddings = nn.Embedding(s.max_position_embeddings, s.hidden_size)
-        self.token_type_embeddings = nn.Embedding(s.type_vocab_size, s.hidden_size)
+        self.word_embeddings = embedding(s.vocab_size, s.hidden_size)
+        self.position_embeddings = embedding(s.max_position_embeddings, s.hidden_size)
+        self.token_type_embeddings = embedding(s.type_vocab_size, s.hidden_size)
         self.LayerNorm = nn.LayerNorm(s.hidden_size, eps=s.layer_norm_eps)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:

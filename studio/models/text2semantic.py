@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from studio.models.kv_cache import KVCache
+from studio.models.meta_init import embedding
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,10 @@ class SinePositionalEncoding(nn.Module):
         self.dim = dim
         self.alpha = nn.Parameter(torch.ones(1))
         self.dropout = nn.Dropout(dropout)
-        self.register_buffer("table", sine_table(n_positions, dim), persistent=False)
+        table = torch.empty(n_positions, dim)
+        if not table.is_meta:  # on the meta device (a checkpoint load) its loader fills it in: see meta_init
+            table = sine_table(n_positions, dim)
+        self.register_buffer("table", table, persistent=False)
 
     def rows(self, start: int, n: int) -> torch.Tensor:
         if start + n > self.table.shape[0]:
@@ -151,7 +155,7 @@ class TokenEmbedding(nn.Module):
 
     def __init__(self, n_tokens: int, dim: int) -> None:
         super().__init__()
-        self.word_embeddings = nn.Embedding(n_tokens, dim)
+        self.word_embeddings = embedding(n_tokens, dim)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.word_embeddings(ids)

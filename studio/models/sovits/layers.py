@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from studio.models.meta_init import randn
+
 
 def sequence_mask(lengths: torch.Tensor, max_length: int | None = None) -> torch.Tensor:
     """(B,) lengths -> (B, T) bool, True where t < length."""
@@ -52,6 +54,10 @@ def _split_weight(conv: nn.Module) -> None:
     """Replace ``conv.weight`` (d0, d1, k) by ``weight_g`` (its norm over dims 1, 2) and ``weight_v`` (a copy)."""
     weight = conv.weight.detach()
     del conv.weight
+    if weight.is_meta:  # shapes only, for a checkpoint to fill in (no norm to take: see studio.models.meta_init)
+        conv.weight_g = nn.Parameter(torch.empty(weight.shape[0], 1, 1, device=weight.device))
+        conv.weight_v = nn.Parameter(weight)
+        return
     conv.weight_g = nn.Parameter(weight.norm(2, dim=(1, 2), keepdim=True))
     conv.weight_v = nn.Parameter(weight.clone())
 
@@ -118,8 +124,8 @@ class MultiHeadAttention(nn.Module):
         self.window_size = window_size
         if window_size is not None:
             scale = self.head_dim**-0.5
-            self.emb_rel_k = nn.Parameter(torch.randn(1, 2 * window_size + 1, self.head_dim) * scale)
-            self.emb_rel_v = nn.Parameter(torch.randn(1, 2 * window_size + 1, self.head_dim) * scale)
+            self.emb_rel_k = nn.Parameter(randn(1, 2 * window_size + 1, self.head_dim, scale=scale))
+            self.emb_rel_v = nn.Parameter(randn(1, 2 * window_size + 1, self.head_dim, scale=scale))
         self.conv_q = nn.Conv1d(channels, channels, 1)
         self.conv_k = nn.Conv1d(channels, channels, 1)
         self.conv_v = nn.Conv1d(channels, channels, 1)

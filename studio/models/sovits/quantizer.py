@@ -13,13 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from studio.models.meta_init import randn
+
 
 class EuclideanCodebook(nn.Module):
     def __init__(self, dim: int, codebook_size: int) -> None:
         super().__init__()
         self.register_buffer("inited", torch.ones(1))
         self.register_buffer("cluster_size", torch.zeros(codebook_size))
-        self.register_buffer("embed", torch.randn(codebook_size, dim))
+        self.register_buffer("embed", randn(codebook_size, dim))
         self.register_buffer("embed_avg", self.embed.clone())
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:

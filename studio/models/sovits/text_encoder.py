@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from studio.models.meta_init import embedding
 from studio.models.sovits.config import SoVITSConfig
 from studio.models.sovits.layers import AttentionEncoder, MultiHeadAttention, sequence_mask
 
@@ -50,7 +51,7 @@ class TextEncoder(nn.Module):
         tail = (c.kernel_size, c.p_dropout, c.window_size)
         self.encoder_ssl = AttentionEncoder(*layer_args, c.n_layers // 2, *tail)
         self.encoder_text = AttentionEncoder(*layer_args, c.n_layers, *tail)
-        self.text_embedding = nn.Embedding(c.n_symbols, c.hidden_channels)
+        self.text_embedding = embedding(c.n_symbols, c.hidden_channels)
         self.mrte = MRTE(c.hidden_channels, c.mrte_hidden_channels, c.mrte_n_heads)
         self.encoder2 = AttentionEncoder(*layer_args, c.n_layers // 2, *tail)
         self.proj = nn.Conv1d(c.hidden_channels, c.inter_channels * 2, 1)
