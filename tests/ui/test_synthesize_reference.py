@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+from playwright.sync_api import expect
 
 from .conftest import open_studio
 
@@ -54,11 +55,17 @@ def test_long_reference_is_named_before_generate_and_trimmed(webui, page, long_r
     # a span picked with the sliders: 12 s is refused with the reason, 4 s is used
     page.locator("#synth-ref-audio button[aria-label='Clear']").click()
     page.locator("#synth-ref-audio input[type=file]").set_input_files(str(long_reference))
+    # the upload's own updates (the panel, the sliders' auto point, the readiness line) all land before the
+    # sliders are moved: on a busy machine a late one would put the auto span back
+    page.wait_for_function(
+        "document.querySelector('#synth-readiness')?.innerText.includes('30.0 s long')", timeout=30_000
+    )
     page.locator("#synth-trim").wait_for(state="visible", timeout=30_000)
     for slider, value in (("start", "2"), ("end", "14")):
         box = page.locator(f"#synth-trim-{slider} input[type=number]")
         box.fill(value)
         box.press("Enter")
+        expect(box).to_have_value(value)
     page.locator("#synth-trim-span").click()
     page.locator(".toast-body", has_text="12.0 s long").first.wait_for(timeout=30_000)
     box = page.locator("#synth-trim-end input[type=number]")
