@@ -233,3 +233,10 @@ def test_released_weights_leave_memory_and_come_back_unchanged(golden, hf, tmp_p
     assert encoder.release_memory() > 0
     assert resident_kib(weights) < weights_kib // 8, "the encoder's file pages stayed resident"
     assert torch.equal(encoder.encode(x), first)
+    # the reference path lets each block's pages go as soon as it has run: the pass never holds them all
+    encoder.release_memory()
+    peaks = []
+    encoder._release_block = lambda block, inner=encoder._release_block: (inner(block), peaks.append(resident_kib(weights)))
+    assert torch.equal(encoder.encode(x, release_weights=True), first)
+    assert len(peaks) == 2 + 1 + encoder.model.sizes.num_hidden_layers  # conv stack, projection, pos conv, layers
+    assert max(peaks) < weights_kib // 8 and resident_kib(weights) < weights_kib // 8

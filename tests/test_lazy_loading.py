@@ -108,9 +108,9 @@ class CountingEncoder(ContentEncoder):
 
     calls = 0
 
-    def encode(self, wav16k):
+    def encode(self, wav16k, **kwargs):
         CountingEncoder.calls += 1
-        return super().encode(wav16k)
+        return super().encode(wav16k, **kwargs)
 
 
 @pytest.fixture

@@ -175,11 +175,11 @@ class ReferenceConditioner:
         tokens = self.disk_cache.get(key) if key is not None else None
         if tokens is None:
             with self._lock, torch.inference_mode():
-                ssl = self.models.content_encoder.encode(reference_ssl_input(ref.wav16k).to(dev))  # (1, 768, T_ssl)
+                # HuBERT's weights map its file: each block's pages leave memory once it has run, until the next
+                # new clip (~380 MB in all); its activations, freed among live blocks, go back too (~80 MB)
+                wav = reference_ssl_input(ref.wav16k).to(dev)
+                ssl = self.models.content_encoder.encode(wav, release_weights=True)  # (1, 768, T_ssl)
                 tokens = self.models.sovits.extract_latent(ssl)[0].long()  # (n_q, 1, T_sem) → (1, T_sem)
-                # HuBERT's weights map its file: their pages leave memory until the next new clip (~380 MB), and
-                # so do its activations, freed among live blocks (~80 MB at official size)
-                self.models.content_encoder.release_memory()
                 trim_freed_memory()
             if key is not None:
                 self.disk_cache.put(key, tokens)

@@ -198,11 +198,24 @@ class ContentEncoder:
         return wav.to(device=self.device, dtype=self.dtype)  # (B, N)
 
     @torch.no_grad()
-    def encode(self, wav16k: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """Raw 16 kHz waveform (B, N) → SSL features (B, 768, T_ssl). No input normalisation."""
+    def encode(self, wav16k: torch.Tensor | np.ndarray, *, release_weights: bool = False) -> torch.Tensor:
+        """Raw 16 kHz waveform (B, N) → SSL features (B, 768, T_ssl). No input normalisation.
+
+        ``release_weights``: each block's weight pages leave resident memory as soon as the block has run (see
+        :meth:`release_memory`), so the pass never holds all ~380 MB at once — what a reference clip needs,
+        once, in a process that also holds a voice. The features are the same."""
         wav = self._prepare(wav16k)
-        hidden = self.model(wav)  # (B, T_ssl, 768)
+        if release_weights:
+            hidden = self.model(wav, done=self._release_block)
+            self.release_memory()
+        else:
+            hidden = self.model(wav)  # (B, T_ssl, 768)
         return hidden.transpose(1, 2)  # (B, 768, T_ssl)
+
+    def _release_block(self, block: torch.nn.Module) -> None:
+        from studio.models.weights_cache import release_pages
+
+        release_pages(list(block.parameters()), files=[self.weights])
 
     @torch.no_grad()
     def conv_features(self, wav16k: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -251,8 +264,8 @@ class LazyContentEncoder:
     def load(self) -> ContentEncoder:
         return self._encoder.get()
 
-    def encode(self, wav16k: torch.Tensor | np.ndarray) -> torch.Tensor:
-        return self.load().encode(wav16k)
+    def encode(self, wav16k: torch.Tensor | np.ndarray, *, release_weights: bool = False) -> torch.Tensor:
+        return self.load().encode(wav16k, release_weights=release_weights)
 
     def release_memory(self) -> int:
         """:meth:`ContentEncoder.release_memory` when loaded (0 otherwise)."""

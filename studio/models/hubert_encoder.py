@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,10 +211,12 @@ class _Encoder(nn.Module):
         self.layer_norm = nn.LayerNorm(s.hidden_size, eps=s.layer_norm_eps)
         self.layers = nn.ModuleList(_Layer(s) for _ in range(s.num_hidden_layers))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, done: Callable[[nn.Module], None] = lambda _: None) -> torch.Tensor:
         x = self.layer_norm(x + self.pos_conv_embed(x))
+        done(self.pos_conv_embed)
         for layer in self.layers:
             x = layer(x)
+            done(layer)
         return x
 
 
@@ -227,9 +230,14 @@ class HubertEncoder(nn.Module):
         self.feature_projection = _FeatureProjection(sizes)
         self.encoder = _Encoder(sizes)
 
-    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+    def forward(self, wav: torch.Tensor, done: Callable[[nn.Module], None] = lambda _: None) -> torch.Tensor:
+        """``done(block)`` is called once each block has run and its weights are no longer needed for this pass
+        (the reference path lets their pages go as it goes: see ``ContentEncoder.encode``)."""
         features = self.feature_extractor(wav).transpose(1, 2)  # (B, T, C_conv)
-        return self.encoder(self.feature_projection(features))
+        done(self.feature_extractor)
+        features = self.feature_projection(features)
+        done(self.feature_projection)
+        return self.encoder(features, done)
 
 
 def folded_positional_weight(state: dict[str, torch.Tensor]) -> torch.Tensor | None:
