@@ -270,3 +270,39 @@ def test_windowed_decoding_equals_the_whole_sequence(frames):
     n_windows = 1 + max(0, -(-(frames - fast_decoder.WINDOW) // (fast_decoder.WINDOW - 2 * fast_decoder.MARGIN)))
     assert windowed.shape == plain.shape
     assert relative_error(plain, windowed) < 1e-5, (frames, n_windows)
+
+
+@pytest.mark.parametrize("mode", LIGHT)
+def test_a_voice_quality_check_is_kept_per_gpt_file(tiny_s1_ckpt, tiny_s2_pth, mode, tmp_path, monkeypatch):
+    """The second load of a voice reuses its GPT's quality verdict (two fp32/light passes saved); an edited GPT
+    file, or a damaged verdict file, is checked again."""
+    import os
+    import shutil
+
+    from studio.models.text2semantic_checkpoint import load_text2semantic
+
+    monkeypatch.setenv("STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    passes = []
+
+    def counted(*args):
+        passes.append(1)
+        return teacher_forced_logits(*args)
+
+    monkeypatch.setattr(precision_choice, "teacher_forced_logits", counted)
+    own = Path(shutil.copyfile(tiny_s1_ckpt, tmp_path / "voice.ckpt"))
+    sovits = load_sovits(tiny_s2_pth).model
+    plan = plan_for(mode, fast_bf16=True)
+
+    def load() -> tuple:
+        gpt = load_text2semantic(own).model
+        return precision_choice.apply_plan(gpt, sovits, plan, precision_choice.gpt_identity(own))
+
+    first = load()
+    assert len(passes) == 2 and not first[1]
+    assert load() == first and len(passes) == 2  # kept
+    info = own.stat()
+    os.utime(own, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))
+    assert load() == first and len(passes) == 4  # an edited file is checked again
+    (tmp_path / "cache" / "gpt_checks.json").write_text("{ not json")
+    assert load() == first and len(passes) == 6
+    assert json.loads((tmp_path / "cache" / "gpt_checks.json").read_text())["format"] == 1

@@ -229,24 +229,106 @@ def _probe_inputs(model: torch.nn.Module, n_text: int = 24, n_tokens: int = 24):
     return phones, bert, tokens
 
 
+def gpt_identity(path: str | os.PathLike[str]) -> str | None:
+    """What a voice's quality verdict is kept under: its GPT file (resolved path, size, mtime); None when the file
+    cannot be read (the check then runs, and nothing is kept)."""
+    try:
+        info = Path(path).stat()
+        return f"{Path(path).resolve()} | {info.st_size} | {info.st_mtime_ns}"
+    except OSError:
+        return None
+
+
+_CHECKS_FORMAT = 1
+_MAX_CHECKS = 64  # verdicts kept (the most recent)
+
+
+def _check_key(identity: str, mode: str, runtime: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        ort = version("onnxruntime") if runtime == "onnxruntime" else "-"
+    except Exception:  # PackageNotFoundError, a broken install: then never reuse a verdict
+        ort = "unknown"
+    return f"{identity} | {mode} on {runtime} (onnxruntime {ort}) | {machine_key()}"
+
+
+def _checks_path() -> Path:
+    return cache_dir() / "gpt_checks.json"
+
+
+def _read_checks() -> dict[str, list[float]]:
+    try:
+        data = json.loads(_checks_path().read_text(encoding="utf-8"))
+        if data.get("format") == _CHECKS_FORMAT and isinstance(data.get("checks"), dict):
+            return dict(data["checks"])
+    except (OSError, ValueError, AttributeError):
+        pass
+    return {}
+
+
+def _kept_check(key: str) -> GptAgreement | None:
+    entry = _read_checks().get(key)
+    try:
+        kl, top1, steps = entry  # type: ignore[misc]
+        return GptAgreement(float(kl), float(top1), int(steps))
+    except (TypeError, ValueError):
+        return None
+
+
+def _keep_check(key: str, agreement: GptAgreement) -> None:
+    checks = _read_checks()
+    checks.pop(key, None)
+    checks[key] = [agreement.kl, agreement.top1, agreement.steps]
+    checks = dict(list(checks.items())[-_MAX_CHECKS:])
+    path = _checks_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"format": _CHECKS_FORMAT, "checks": checks}, indent=1), encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        _LOGGER.warning("could not keep the GPT quality check in %s: %s", path, exc)
+
+
 def convert_gpt_checked(
-    model: torch.nn.Module, mode: str, runtime: str = "pytorch"
+    model: torch.nn.Module, mode: str, runtime: str = "pytorch", identity: str | None = None
 ) -> tuple[torch.nn.Module, GptAgreement | None, str]:
     """Convert the fp32 GPT to ``mode`` (an int8 one decoding on ``runtime``) and measure its teacher-forced
     agreement with the fp32 logits it gave before (24 phones, 24 tokens). Returns (model, agreement or None
-    for fp32, the runtime that holds: "pytorch" when ONNX Runtime could not take the step)."""
+    for fp32, the runtime that holds: "pytorch" when ONNX Runtime could not take the step).
+
+    ``identity`` (:func:`gpt_identity` of the voice's GPT file): the agreement measured for that file, mode and
+    runtime on this machine and these kernels is kept in ``$STUDIO_CACHE_DIR/gpt_checks.json`` and reused by the
+    next load (~0.7 s of every int8 voice load at official size); an edited file is checked again."""
     if check_mode(mode) == "fp32":
         return convert_gpt(model, "fp32"), None, "pytorch"
-    probe = _probe_inputs(model)
-    reference = teacher_forced_logits(model, *probe)
+    key = None if identity is None else _check_key(identity, mode, runtime)
+    kept = None if key is None else _kept_check(key)
+    reference = None
+    if kept is None:
+        probe = _probe_inputs(model)
+        reference = teacher_forced_logits(model, *probe)
     convert_gpt(model, mode)
+    held = runtime
     if runtime == "onnxruntime" and not onnx_step.attach(model):
-        runtime = "pytorch"
-    return model, gpt_agreement(reference, teacher_forced_logits(model, *probe)), runtime
+        held = "pytorch"
+    if kept is not None and held == runtime:
+        return model, kept, held
+    if reference is None:  # the runtime the verdict was for is gone: measured on what holds, from the int8 model
+        _LOGGER.warning("the kept GPT quality check was for %s; not checked again on %s", runtime, held)
+        return model, kept, held
+    agreement = gpt_agreement(reference, teacher_forced_logits(model, *probe))
+    if key is not None and held == runtime:
+        _keep_check(key, agreement)
+    return model, agreement, held
 
 
-def apply_plan(gpt: torch.nn.Module, sovits: torch.nn.Module, plan: PrecisionPlan) -> tuple[PrecisionPlan, bool]:
-    """Convert a freshly loaded fp32 GPT and SoVITS to ``plan`` in place.
+def apply_plan(
+    gpt: torch.nn.Module, sovits: torch.nn.Module, plan: PrecisionPlan, gpt_identity: str | None = None
+) -> tuple[PrecisionPlan, bool]:
+    """Convert a freshly loaded fp32 GPT and SoVITS to ``plan`` in place (``gpt_identity``: see
+    :func:`convert_gpt_checked`).
 
     Returns (the plan that holds now, whether the GPT must be reloaded in fp32): a GPT whose converted logits
     fail the quality bounds is reported and must go back to fp32 (its fp32 weights were released).
@@ -263,7 +345,7 @@ def apply_plan(gpt: torch.nn.Module, sovits: torch.nn.Module, plan: PrecisionPla
     if plan.gpt == "fp32":
         convert_gpt(gpt, "fp32")
         return plan, False
-    _, agreement, runtime = convert_gpt_checked(gpt, plan.gpt, plan.gpt_runtime)
+    _, agreement, runtime = convert_gpt_checked(gpt, plan.gpt, plan.gpt_runtime, gpt_identity)
     if runtime != plan.gpt_runtime:
         plan = replace(plan, gpt_runtime=runtime, reason=plan.reason + "; ONNX Runtime unavailable")
     if agreement is not None and not agreement.passes:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from studio.inference import compute_thread
-from studio.inference.precision_choice import apply_plan
+from studio.inference.precision_choice import apply_plan, gpt_identity
 from studio.inference.requests import SynthesisRequest, SynthesisResult
 from studio.inference.runtime import trim_freed_memory
 from studio.inference.synthesizer import EngineModels, Synthesizer
@@ -119,7 +119,7 @@ class SynthesisService:
         sovits, config, _, version = load_sovits(voice.sovits_path, cache=self.weights_cache)
         verifier = self._speaker_verifier() if config.uses_speaker_verification else None
         gpt, sovits = gpt.to(self.device).eval(), sovits.to(self.device).eval()
-        plan, reload_gpt = apply_plan(gpt, sovits, self.precision_plan())
+        plan, reload_gpt = apply_plan(gpt, sovits, self.precision_plan(), gpt_identity(voice.gpt_path))
         if reload_gpt:
             gpt = load_text2semantic(voice.gpt_path, cache=self.weights_cache)[0].to(self.device).eval()
         return Synthesizer(
