@@ -18,8 +18,8 @@ the caller's thread, so they overlap with the models' work.
 Two rules keep this free of deadlocks:
 
 * a caller must not hold a lock that the function it hands over takes (take locks inside the function);
-* a function run here must not wait for other work that needs this thread (e.g. a shared GPT batch: its
-  steps are handed over one at a time by the batch's own thread).
+* a function run here must not wait for other work that needs this thread (e.g. a shared GPT batch, which is
+  driven here: ``TokenBatcher.generate`` called on this thread decodes alone instead of waiting for the batch).
 """
 
 from __future__ import annotations

@@ -248,7 +248,7 @@ def _check_key(identity: str, mode: str, runtime: str) -> str:
         from importlib.metadata import version
 
         ort = version("onnxruntime") if runtime == "onnxruntime" else "-"
-    except Exception:  # PackageNotFoundError, a broken install: then never reuse a verdict
+    except Exception:  # PackageNotFoundError, a broken install: the verdict is kept under "unknown"
         ort = "unknown"
     return f"{identity} | {mode} on {runtime} (onnxruntime {ort}) | {machine_key()}"
 
@@ -305,7 +305,6 @@ def convert_gpt_checked(
         return convert_gpt(model, "fp32"), None, "pytorch"
     key = None if identity is None else _check_key(identity, mode, runtime)
     kept = None if key is None else _kept_check(key)
-    reference = None
     if kept is None:
         probe = _probe_inputs(model)
         reference = teacher_forced_logits(model, *probe)
@@ -313,10 +312,9 @@ def convert_gpt_checked(
     held = runtime
     if runtime == "onnxruntime" and not onnx_step.attach(model):
         held = "pytorch"
-    if kept is not None and held == runtime:
-        return model, kept, held
-    if reference is None:  # the runtime the verdict was for is gone: measured on what holds, from the int8 model
-        _LOGGER.warning("the kept GPT quality check was for %s; not checked again on %s", runtime, held)
+    if kept is not None:  # (its fp32 reference is not there to check again when the runtime fell back)
+        if held != runtime:
+            _LOGGER.warning("the kept GPT quality check was for %s; not checked again on %s", runtime, held)
         return model, kept, held
     agreement = gpt_agreement(reference, teacher_forced_logits(model, *probe))
     if key is not None and held == runtime:

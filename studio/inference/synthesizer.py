@@ -280,17 +280,11 @@ class Synthesizer:
         from studio.models.generate import generate_semantic_batch
 
         def generate() -> list:
-            items = [
-                (
-                    torch.tensor(prompt.prompt_phone_ids + f.phone_ids, dtype=torch.long),
-                    torch.cat([prompt.prompt_bert, f.bert], dim=1),
-                )
-                for f in feats
-            ]
+            inputs = [self._gpt_inputs(f, prompt) for f in feats]  # each (phone ids, BERT, prompt tokens)
             return generate_semantic_batch(
                 self.models.gpt,
-                items,
-                prompt.prompt_tokens.to(self.models.device),
+                [(phone_ids, bert) for phone_ids, bert, _ in inputs],
+                inputs[0][2],
                 **self._sampling_kwargs(request),
                 generator=generator,
             )

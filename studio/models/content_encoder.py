@@ -14,7 +14,6 @@ Legend: ``B`` batch, ``N`` samples at 16 kHz, ``T_ssl`` 50 Hz frames = floor((N 
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from studio.errors import AudioError, CheckpointError, MissingPretrainedError, ReferenceAudioError
+from studio.models.weights_cache import release_pages
 
 __all__ = [
     "ContentEncoder",
@@ -31,8 +31,6 @@ __all__ = [
     "training_waveforms",
     "SSL_SAMPLE_RATE",
 ]
-
-_LOGGER = logging.getLogger(__name__)
 
 SSL_SAMPLE_RATE = 16000
 TRAIN_SAMPLE_RATE = 32000
@@ -213,8 +211,6 @@ class ContentEncoder:
         return hidden.transpose(1, 2)  # (B, 768, T_ssl)
 
     def _release_block(self, block: torch.nn.Module) -> None:
-        from studio.models.weights_cache import release_pages
-
         release_pages(list(block.parameters()), files=[self.weights])
 
     @torch.no_grad()
@@ -227,8 +223,6 @@ class ContentEncoder:
         they are read back from it — from the page cache, usually — by the next ``encode``). Called once a reference
         clip is encoded: ~380 MB at official size that a voice whose references are cached never needs again.
         Returns the bytes let go (0 for weights that are not the file's: a fp16 checkpoint, a GPU copy)."""
-        from studio.models.weights_cache import release_pages
-
         return release_pages([*self.model.parameters(), *self.model.buffers()], files=[self.weights])
 
 
@@ -266,10 +260,6 @@ class LazyContentEncoder:
 
     def encode(self, wav16k: torch.Tensor | np.ndarray, *, release_weights: bool = False) -> torch.Tensor:
         return self.load().encode(wav16k, release_weights=release_weights)
-
-    def release_memory(self) -> int:
-        """:meth:`ContentEncoder.release_memory` when loaded (0 otherwise)."""
-        return self._encoder.get().release_memory() if self.loaded else 0
 
     def __getattr__(self, name: str):  # dim, device, dtype, model, conv_features … of the loaded encoder
         if name.startswith("_"):

@@ -31,8 +31,6 @@ from torch import nn
 
 from studio.models.hf_checkpoint import assign_checked, open_tensors
 
-# Parameters that exist in HubertModel but play no part in eval-mode inference.
-UNUSED_KEYS = ("masked_spec_embed",)
 _POS_CONV = "encoder.pos_conv_embed.conv."
 
 

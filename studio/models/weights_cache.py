@@ -344,16 +344,12 @@ def _write_safetensors(
     with path.open("wb") as out:
         out.write(struct.pack("<Q", len(raw)))
         out.write(raw)
-        count = 0
-        for (name, tensor), spec in zip(source(), specs, strict=False):
+        for (name, tensor), spec in zip(source(), specs, strict=True):  # a different count raises too
             if (name, _SAFETENSORS_DTYPES.get(tensor.dtype), list(tensor.shape)) != spec:
                 raise ValueError(f"the tensors changed while they were written ({name} against {spec[0]})")
             data = tensor.detach().to("cpu").contiguous().reshape(-1)
             if data.numel():
                 out.write(data.view(torch.uint8).numpy().data)
-            count += 1
-        if count != len(specs):
-            raise ValueError(f"the tensors changed while they were written ({count} of {len(specs)})")
 
 
 def trim_freed_memory() -> None:
