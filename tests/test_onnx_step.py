@@ -76,15 +76,26 @@ def _int8_as_fp32(model: Text2SemanticModel) -> Text2SemanticModel:
     return exact
 
 
+def _cache_values(cache: KVCache) -> tuple[torch.Tensor, torch.Tensor]:
+    """The keys and values a cache stands for, fp32 (an int8 cache dequantized with its scales)."""
+    if cache.scales is None:
+        return cache.k, cache.v
+    return tuple(t.float() * s[:, None, :, None, :] for t, s in zip((cache.k, cache.v), cache.scales, strict=True))
+
+
+@pytest.mark.parametrize("kv", ["fp32", "int8"])
 @pytest.mark.parametrize("weights", ["fp32", "int8"])
-def test_the_onnx_step_computes_the_pytorch_step_and_fills_the_same_cache(tiny_gpt, weights):
+def test_the_onnx_step_computes_the_pytorch_step_and_fills_the_same_cache(tiny_gpt, weights, kv, monkeypatch):
     """From fp32 weights the step quantizes in blocks; from a PyTorch int8 model it keeps that model's own int8
-    values. Either way it computes what PyTorch computes with those values."""
+    values. Either way it computes what PyTorch computes with those values — with an fp32 cache, or with an int8
+    one (PyTorch's step then reads the same int8 cache through the same scales)."""
+    monkeypatch.setattr(onnx_step, "KV_INT8", kv == "int8")
     if weights == "fp32":
         exact, fast = _dequantized_copy(tiny_gpt), copy.deepcopy(tiny_gpt)
     else:
         exact, fast = _int8_as_fp32(tiny_gpt), convert_gpt(copy.deepcopy(tiny_gpt), "int8")
-    assert onnx_step.attach(fast) and fast.kv_dtype == torch.float32
+    assert onnx_step.attach(fast) and fast.kv_dtype == {"fp32": torch.float32, "int8": torch.int8}[kv]
+    exact.kv_dtype, exact.kv_scales = fast.kv_dtype, fast.kv_scales
     counted = _Counted(fast)
     phones, bert, tokens = _probe(tiny_gpt)
     caches = []
@@ -100,9 +111,10 @@ def test_the_onnx_step_computes_the_pytorch_step_and_fills_the_same_cache(tiny_g
     assert counted.calls == tokens.shape[1] - 1, "every decoding step ran on ONNX Runtime"
     n = caches[0].length
     assert caches[1].length == n == phones.shape[1] + tokens.shape[1] - 1
+    assert caches[1].k.dtype == fast.kv_dtype
     # The keys/values ONNX Runtime wrote in place sit where PyTorch's step put them (int8 activations: ~1 %).
-    assert relative_error(caches[0].k[:, :, :, :n], caches[1].k[:, :, :, :n]) < 0.03
-    assert relative_error(caches[0].v[:, :, :, :n], caches[1].v[:, :, :, :n]) < 0.03
+    for exact_values, fast_values in zip(_cache_values(caches[0]), _cache_values(caches[1]), strict=True):
+        assert relative_error(exact_values[:, :, :, :n], fast_values[:, :, :, :n]) < 0.03
     assert torch.count_nonzero(caches[1].k[:, :, :, n:]) == 0, "nothing is written past the filled positions"
     assert relative_error(logits[0], logits[1]) < 0.03
     agreement = gpt_agreement(logits[0], logits[1])
@@ -115,7 +127,7 @@ def test_official_size_onnx_step_stays_inside_the_bounds():
     probe = _probe(official, 40, 40, seed=7)
     reference = teacher_forced_logits(official, *probe)
     fast = convert_gpt(official, "int8")
-    assert onnx_step.attach(fast)
+    assert onnx_step.attach(fast) and fast.kv_dtype == torch.int8  # keys/values cached in int8 too
     counted = _Counted(fast)
     agreement = gpt_agreement(reference, teacher_forced_logits(fast, *probe))
     assert counted.calls == probe[2].shape[1] - 1
@@ -242,3 +254,90 @@ def test_continuous_batching_on_onnx_runtime_decodes_each_row_as_alone(tiny_gpt)
         alone = generate_semantic(fast, phones, bert, tokens[0, :8], max_steps=20, generator=gen, record_logits=True)
         assert torch.equal(alone.tokens, together[i].tokens)
         assert relative_error(alone.step_logits, together[i].step_logits) < 1e-4
+
+
+def test_onnx_runtime_writes_int8_keys_as_the_prefill_quantizes_them():
+    """The prefill (PyTorch, ``quantize_int8``) and ONNX Runtime's attention (each decoded position) fill the same
+    int8 cache: both must round halves to even and clip to [−128, 127] alike, or a position's keys would shift
+    by the path that wrote them."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from studio.models.kv_cache import quantize_int8
+
+    dh, scale = 16, 0.5
+    keys = torch.tensor([0.25, 0.75, 1.25, -0.25, -0.75, -1.25, 63.75, 64.0, 70.0, -64.25, -70.0, 0.2, -0.3,
+                         1.75, 2.25, 100.0])  # fmt: skip
+    cache_info = [helper.make_tensor_value_info(n, TensorProto.INT8, [1, 1, 4, dh]) for n in ("k", "v", "ko", "vo")]
+    scales = [helper.make_tensor(n, TensorProto.FLOAT, [1, 1, 1, dh], [scale] * dh) for n in ("ks", "vs")]
+    node = helper.make_node(
+        "GroupQueryAttention", ["qkv", "", "", "k", "v", "past", "total", "", "", "", "", "", "ks", "vs"],
+        ["out", "ko", "vo"], domain="com.microsoft", num_heads=1, kv_num_heads=1,
+        k_quant_type="PER_CHANNEL", v_quant_type="PER_CHANNEL", kv_cache_bit_width=8,
+    )  # fmt: skip
+    inputs = [helper.make_tensor_value_info("qkv", TensorProto.FLOAT, [1, 1, 3 * dh]), *cache_info[:2],
+              *(helper.make_tensor_value_info(n, TensorProto.INT32, [1]) for n in ("past", "total"))]  # fmt: skip
+    outputs = [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 1, dh]), *cache_info[2:]]
+    graph = helper.make_graph([node], "one_attention", inputs, outputs, scales)
+    proto = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    )
+    proto.ir_version = 9
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    k_cache, v_cache = np.zeros((1, 1, 4, dh), np.int8), np.zeros((1, 1, 4, dh), np.int8)
+    binding = session.io_binding()
+    binding.bind_cpu_input("qkv", torch.cat([torch.zeros(dh), keys, -keys]).reshape(1, 1, -1).numpy())
+    binding.bind_cpu_input("past", np.array([1], np.int32))
+    binding.bind_cpu_input("total", np.array([2], np.int32))
+    for name, store in (("k", k_cache), ("v", v_cache)):
+        binding.bind_input(name, "cpu", 0, np.int8, list(store.shape), store.ctypes.data)
+        binding.bind_output(f"{name}o", "cpu", 0, np.int8, list(store.shape), store.ctypes.data)
+    binding.bind_output("out", "cpu")
+    session.run_with_iobinding(binding)
+    written_k, written_v = torch.from_numpy(k_cache[0, 0, 1]), torch.from_numpy(v_cache[0, 0, 1])
+    assert torch.equal(written_k, quantize_int8(keys, torch.tensor(scale)))
+    assert torch.equal(written_v, quantize_int8(-keys, torch.tensor(scale)))
+    assert written_k[:3].tolist() == [0, 2, 2] and written_k[7:9].tolist() == [127, 127]  # halves to even; clipped
+
+
+def test_int8_kv_scales_cover_the_calibration_and_bind_a_cache_to_its_model(tiny_gpt):
+    """The calibrated scales hold another prefill's keys/values within half a step (no clipping, the margin to
+    spare); an int8 cache takes rows only from a cache with the same scales."""
+    model = convert_gpt(copy.deepcopy(tiny_gpt), "int8")
+    assert onnx_step.attach(model) and model.kv_dtype == torch.int8
+    cfg = model.config
+    k_scale, v_scale = model.kv_scales
+    assert k_scale.shape == v_scale.shape == (cfg.n_layer, cfg.n_head, cfg.hidden_dim // cfg.n_head)
+    assert bool((k_scale > 0).all()) and bool((v_scale > 0).all())
+    phones, bert, tokens = _probe(tiny_gpt, 16, 24, seed=9)
+    caches = {}
+    for form in ("fp32", "int8"):
+        model.kv_dtype = {"fp32": torch.float32, "int8": torch.int8}[form]
+        with torch.inference_mode():
+            caches[form] = KVCache.for_model(model, 1, 64)
+            model.prefill(model.embed_text(phones, bert), tokens, caches[form])
+    n = caches["fp32"].length
+    for exact, stored, scale in zip(_cache_values(caches["fp32"]), _cache_values(caches["int8"]), model.kv_scales,
+                                    strict=True):  # fmt: skip
+        # The first layer's keys/values come straight from the embeddings: stored within half a step. Later layers
+        # read the earlier ones' int8 keys in their own attention, so they move a little more.
+        error = (exact[0, :, :, :n] - stored[0, :, :, :n]).abs()
+        assert bool((error <= scale[0][None, :, None, :] / 2 + 1e-6).all())
+        assert relative_error(exact[:, :, :, :n], stored[:, :, :, :n]) < 0.03
+        peak = exact[:, :, :, :n].abs().amax(dim=(1, 3))
+        assert float((peak / (127 * scale)).max()) < 0.9, "unseen inputs stay well inside the range"
+    other = KVCache(cfg.n_layer, 1, cfg.n_head, 8, cfg.hidden_dim // cfg.n_head, dtype=torch.int8,
+                    scales=(k_scale.clone(), v_scale.clone()))  # fmt: skip
+    other.advance(4)
+    with pytest.raises(ValueError, match="same scales"):
+        caches["int8"].add_rows(other)
+    with pytest.raises(ValueError, match="needs its"):
+        KVCache(cfg.n_layer, 1, cfg.n_head, 8, cfg.hidden_dim // cfg.n_head, dtype=torch.int8)
+
+
+def test_a_kept_quality_verdict_names_the_steps_cache_form(monkeypatch):
+    """A voice judged with fp32 keys/values is judged again when the step caches them in int8 (and back)."""
+    key = precision_choice._check_key("voice.ckpt | 1 | 2", "int8", "onnxruntime")
+    monkeypatch.setattr(onnx_step, "KV_INT8", False)
+    assert precision_choice._check_key("voice.ckpt | 1 | 2", "int8", "onnxruntime") != key

@@ -250,6 +250,8 @@ def _check_key(identity: str, mode: str, runtime: str) -> str:
         ort = version("onnxruntime") if runtime == "onnxruntime" else "-"
     except Exception:  # PackageNotFoundError, a broken install: the verdict is kept under "unknown"
         ort = "unknown"
+    if runtime == "onnxruntime":  # the step's form of cache, and its calibration margin, are part of what is judged
+        ort += f", kv {'int8 ×' + str(onnx_step.KV_MARGIN) if onnx_step.KV_INT8 else 'fp32'}"
     return f"{identity} | {mode} on {runtime} (onnxruntime {ort}) | {machine_key()}"
 
 

@@ -5,6 +5,12 @@ token that may still be decoded; each layer writes its keys and values into its 
 which cached positions are padding (left-padded text in batched decoding), so a decoding step never attends
 to them.
 
+8-bit caches (the int8 mode's decoding step on ONNX Runtime, :mod:`studio.models.onnx_step`): keys and values are
+stored as int8 with one fp32 scale per layer, head and channel (``scales``), value ≈ q · scale, and :meth:`write`
+hands back the dequantized fp32 keys/values for the prefill's attention. Every step then reads a quarter of the
+bytes: at 8 rows and ~300 cached positions the fp32 cache is ~280 MB per step, and the attention, not the weights,
+bounds a batched step.
+
 Shapes: ``B`` sequences, ``H`` heads, ``L`` capacity (positions), ``Dh`` head width.
 """
 
@@ -31,7 +37,12 @@ class KVCache:
         *,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
+        scales: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
+        if (dtype == torch.int8) != (scales is not None):
+            raise ValueError("an int8 KV cache needs its (key, value) scales, and only an int8 cache takes scales")
+        # (n_layer, H, Dh) each: value ≈ q · scale per layer, head and channel (int8 caches only)
+        self.scales = scales
         shape = (n_layer, batch_size, n_head, capacity, head_dim)
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros(shape, dtype=dtype, device=device)
@@ -42,17 +53,20 @@ class KVCache:
     @classmethod
     def for_model(cls, model: Text2SemanticModel, batch_size: int, capacity: int) -> KVCache:
         """A cache shaped for ``model``, on its device and in its dtype (``model.kv_dtype`` when a precision mode
-        set one: 16-bit keys and values halve what every decoding step reads)."""
+        set one: 16-bit keys and values halve what every decoding step reads; int8 ones, with ``model.kv_scales``,
+        quarter it)."""
         cfg = model.config
         weight = model.ar_predict_layer.weight
+        dtype = getattr(model, "kv_dtype", None) or weight.dtype
         return cls(
             cfg.n_layer,
             batch_size,
             cfg.n_head,
             capacity,
             cfg.hidden_dim // cfg.n_head,
-            dtype=getattr(model, "kv_dtype", None) or weight.dtype,
+            dtype=dtype,
             device=weight.device,
+            scales=getattr(model, "kv_scales", None) if dtype == torch.int8 else None,
         )
 
     @property
@@ -71,15 +85,20 @@ class KVCache:
     def write(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store ``k``/``v`` (B, H, T, Dh) at positions ``length…length+T`` of ``layer``.
 
-        Returns the keys and values of every position filled so far, (B, H, length+T, Dh). ``length`` itself is
-        advanced by :meth:`advance` once all layers have written.
+        Returns the keys and values of every position filled so far, (B, H, length+T, Dh) (dequantized to fp32
+        from an int8 cache). ``length`` itself is advanced by :meth:`advance` once all layers have written.
         """
         start, end = self.length, self.length + k.shape[2]
         if end > self.capacity:
             raise ValueError(f"KV cache full: {end} positions needed, capacity {self.capacity}")
-        self.k[layer, :, :, start:end] = k
-        self.v[layer, :, :, start:end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+        if self.scales is None:
+            self.k[layer, :, :, start:end] = k
+            self.v[layer, :, :, start:end] = v
+            return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+        k_scale, v_scale = (s[layer][:, None, :] for s in self.scales)  # (H, 1, Dh)
+        self.k[layer, :, :, start:end] = quantize_int8(k, k_scale)
+        self.v[layer, :, :, start:end] = quantize_int8(v, v_scale)
+        return self.k[layer, :, :, :end] * k_scale, self.v[layer, :, :, :end] * v_scale
 
     def advance(self, n: int) -> None:
         self.length += n
@@ -120,7 +139,10 @@ class KVCache:
 
     def add_rows(self, other: KVCache) -> None:
         """Append ``other``'s rows (their ``other.length`` positions) so that they end at this cache's write
-        pointer; when ``other`` is longer, every row already here first moves right (blocked in front)."""
+        pointer; when ``other`` is longer, every row already here first moves right (blocked in front). An int8
+        cache takes rows only from a cache with the same scales (one model's)."""
+        if (self.scales is not None or other.scales is not None) and self.scales is not other.scales:
+            raise ValueError("int8 KV cache rows can only move between caches with the same scales")
         n = other.length
         if self.batch_size == 0:
             self.length = 0
@@ -172,3 +194,9 @@ class KVCache:
             shape[dim] = n
             parts.append(torch.full(shape, value, dtype=t.dtype, device=t.device))
         return torch.cat([parts[0], t, parts[1]], dim=dim)
+
+
+def quantize_int8(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric int8 of ``x`` with ``scale`` (broadcast): round half to even, clipped to [−128, 127] — as ONNX
+    Runtime's attention writes the new position's keys/values into an int8 cache (tested)."""
+    return torch.round(x.float() / scale).clamp_(-128, 127).to(torch.int8)

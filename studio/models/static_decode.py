@@ -91,6 +91,8 @@ def static_decoder(model: Text2SemanticModel) -> StaticDecoder | None:
     device = model.ar_predict_layer.weight.device
     if config.use == "off" or model.training or (config.use == "auto" and device.type != "cuda"):
         return None
+    if getattr(model, "kv_dtype", None) == torch.int8:  # the CPU int8 step's quantized cache: its own path
+        return None
     return StaticDecoder(model, _engine_for(model), config)
 
 
