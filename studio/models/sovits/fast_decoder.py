@@ -22,14 +22,10 @@ frames farther than the generator's receptive field (~11 latent frames) from a c
 whole sequence gives, the margins are dropped, and past the true end every layer's output is zeroed — what
 the convolutions' own zero padding sees in a whole-sequence pass.
 
-On a CPU the residual blocks' elementwise work rides on the convolutions (oneDNN post-ops, PyTorch's own
-``mkldnn::_convolution_pointwise`` — the kernels ``torch.compile`` fuses into): each block's first convolution
-applies the leaky ReLU its second one needs, and the second adds the block's input. The unfused leaky ReLUs
-and sums were ~37 % of a window's time in bf16 (each a pass over megabytes of fresh memory); one 128-frame
-window at official size now takes 97 ms against 123 in bf16 and 335 against 411 in fp32 (2 cores, alternating
-runs), and the leaky ReLU before each upsampling runs in place. In fp32 the results are bit-identical (the post-op runs on the fp32 output); in bf16 the post-op sees the fp32 accumulator
-before rounding. Where PyTorch lacks that operator or it fails its first check (:func:`_fusion_works`), the
-unfused path runs.
+Tried and not taken: running the residual blocks' leaky ReLUs and sums as oneDNN post-ops of their
+convolutions (PyTorch's ``mkldnn::_convolution_pointwise``, what ``torch.compile`` fuses into) made a bf16
+128-frame window ~10–15 % faster but held ~130 MB more at its peak (~45 MB for good), against the light modes'
+1 GiB target; doing the same operations in place gained nothing measurable.
 
 Nothing is trained through this path: :func:`prepare_generator` is called on inference models only, and
 :meth:`Generator.forward` uses it when present.
@@ -72,20 +68,6 @@ class _Conv(nn.Module):
         self.output_padding = (0, conv.output_padding[0]) if self.transposed else (0, 0)
         self.groups = conv.groups
 
-    def fused(self, x: torch.Tensor, slope: float | None = None, residual: torch.Tensor | None = None) -> torch.Tensor:
-        """``leaky_relu(conv(x), slope)`` or ``conv(x) + residual`` as one oneDNN convolution with a post-op (CPU,
-        not transposed; see the module docstring); the separate operations where that cannot run."""
-        x = x.to(self.weight.dtype)
-        if self.transposed or x.device.type != "cpu" or not _fusion_works():
-            y = self.forward(x)
-            return F.leaky_relu_(y, slope) if residual is None else y.add_(residual)
-        args = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
-        if residual is None:
-            return torch.ops.mkldnn._convolution_pointwise(x, self.weight, self.bias, *args, "leaky_relu", [slope], "")
-        return torch.ops.mkldnn._convolution_pointwise.binary(
-            x, residual, self.weight, self.bias, *args, "add", None, None, [], None
-        )
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.weight.dtype)
         if self.transposed:
@@ -119,12 +101,9 @@ class FastGenerator(nn.Module):
         self.openvino = None  # OpenVINO's compiled windows, when attached (studio.models.sovits.openvino_decoder)
 
     def _resblock(self, pairs: nn.ModuleList, x: torch.Tensor, valid: int | None) -> torch.Tensor:
-        # In place wherever the input is not needed again: each new output tensor of a window's late stages is
-        # megabytes of fresh pages, and the elementwise passes were a third of the decoder's time.
-        # (Zeroing the tail after the post-ops is the same: leaky_relu(0) = 0, and x's own tail is already zero.)
         for conv1, conv2 in pairs:
-            xt = _zero_tail(conv1.fused(F.leaky_relu(x, self.slope), slope=self.slope), valid)
-            x = _zero_tail(conv2.fused(xt, residual=x), valid)
+            xt = _zero_tail(conv1(F.leaky_relu(x, self.slope)), valid)
+            x = _zero_tail(conv2(F.leaky_relu(xt, self.slope)), valid) + x
         return x
 
     def _run(self, x: torch.Tensor, g: torch.Tensor | None, valid: int | None = None) -> torch.Tensor:
@@ -137,12 +116,12 @@ class FastGenerator(nn.Module):
         for i, up in enumerate(self.ups):
             if valid is not None:
                 valid *= up.stride[1]
-            x = _zero_tail(up(F.leaky_relu_(x, self.slope)), valid)  # (B, C_i, 1, T·rate…); x is not read again
+            x = _zero_tail(up(F.leaky_relu(x, self.slope)), valid)  # (B, C_i, 1, T·rate…)
             blocks = self.blocks[i * self.num_kernels : (i + 1) * self.num_kernels]
             xs = self._resblock(blocks[0], x, valid)
             for block in blocks[1:]:
-                xs.add_(self._resblock(block, x, valid))
-            x = xs.div_(self.num_kernels)
+                xs = xs + self._resblock(block, x, valid)
+            x = xs / self.num_kernels
         x = self.conv_post(F.leaky_relu(x.float()))  # (B, 1, 1, T_wav), slope 0.01 as upstream
         return torch.tanh(x).squeeze(2).contiguous()
 
@@ -190,35 +169,6 @@ class FastGenerator(nn.Module):
         g = None if self.cond is None else torch.zeros(1, self.cond.weight.shape[1], 1, device=device)
         for frames in (SHORT_WINDOW, WINDOW):
             self.forward(torch.zeros(1, self.conv_pre.weight.shape[1], frames, device=device), g)
-
-
-_FUSION: list[bool] = []  # [whether oneDNN's fused convolutions run here], once measured
-
-
-def _fusion_works() -> bool:
-    """Whether PyTorch's fused convolution operators run on this build and give the unfused result (fp32, a
-    small dilated convolution; checked once per process)."""
-    if not _FUSION:
-        ok = False
-        try:
-            gen = torch.Generator().manual_seed(0)
-            x = torch.randn(1, 8, 1, 40, generator=gen).contiguous(memory_format=_CL)
-            w = torch.randn(8, 8, 1, 3, generator=gen).contiguous(memory_format=_CL)
-            b, other = (
-                torch.randn(8, generator=gen),
-                torch.randn(1, 8, 1, 40, generator=gen).contiguous(memory_format=_CL),
-            )
-            plain = F.conv2d(x, w, b, 1, (0, 3), (1, 3))
-            args = ([0, 3], [1, 1], [1, 3], 1)
-            unary = torch.ops.mkldnn._convolution_pointwise(x, w, b, *args, "leaky_relu", [0.1], "")
-            binary = torch.ops.mkldnn._convolution_pointwise.binary(x, other, w, b, *args, "add", None, None, [], None)
-            ok = torch.allclose(unary, F.leaky_relu(plain, 0.1), atol=1e-5) and torch.allclose(
-                binary, plain + other, atol=1e-5
-            )
-        except (AttributeError, RuntimeError, NotImplementedError):  # no such operator in this build, or refused
-            ok = False
-        _FUSION.append(ok)
-    return _FUSION[0]
 
 
 def _zero_tail(x: torch.Tensor, valid: int | None) -> torch.Tensor:
