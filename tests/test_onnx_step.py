@@ -341,3 +341,23 @@ def test_a_kept_quality_verdict_names_the_steps_cache_form(monkeypatch):
     key = precision_choice._check_key("voice.ckpt | 1 | 2", "int8", "onnxruntime")
     monkeypatch.setattr(onnx_step, "KV_INT8", False)
     assert precision_choice._check_key("voice.ckpt | 1 | 2", "int8", "onnxruntime") != key
+
+
+def test_an_onnx_runtime_without_int8_caches_keeps_its_step_with_fp32_ones(tiny_gpt, monkeypatch, caplog):
+    """An older ONNX Runtime refuses the int8-cache attention: the step is still taken, caching in fp32."""
+    build = onnx_step.build_step_graph
+
+    def no_int8_caches(model, folder, kv_scales=None):
+        if kv_scales is not None:
+            raise RuntimeError("Could not find an implementation for GroupQueryAttention(1) with T_CACHE int8")
+        return build(model, folder)
+
+    monkeypatch.setattr(onnx_step, "build_step_graph", no_int8_caches)
+    fast = convert_gpt(copy.deepcopy(tiny_gpt), "int8")
+    assert onnx_step.attach(fast)
+    assert fast.kv_dtype == torch.float32 and fast.kv_scales is None
+    assert "stay fp32" in caplog.text
+    counted = _Counted(fast)
+    phones, bert, tokens = _probe(tiny_gpt, 9, 12)
+    result = generate_semantic(fast, phones, bert, tokens[0], max_steps=10, generator=torch.Generator().manual_seed(0))
+    assert counted.calls == result.n_steps - 1 > 0

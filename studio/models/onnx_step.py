@@ -451,11 +451,17 @@ def attach(model: Text2SemanticModel) -> bool:
         return False
     scales, kv_dtype = None, getattr(model, "kv_dtype", None)
     try:
+        model.h.onnx_step, model.kv_dtype = None, torch.float32  # (the calibration runs PyTorch's fp32-cache path)
         if KV_INT8:
-            model.h.onnx_step, model.kv_dtype = None, torch.float32  # calibrated on PyTorch's own fp32-cache path
-            scales = calibrate_kv_scales(model)
-        model.h.onnx_step = OnnxDecodeStep(model, kv_scales=scales)
-    except Exception as exc:  # an ONNX Runtime too old for MatMulNBits or int8 caches, a broken install
+            try:
+                scales = calibrate_kv_scales(model)
+                model.h.onnx_step = OnnxDecodeStep(model, kv_scales=scales)
+            except Exception as exc:  # an ONNX Runtime older than its int8-cache attention (added in 2026)
+                _LOGGER.warning("ONNX Runtime cannot cache keys/values in int8 here (%s): they stay fp32", exc)
+                scales = None
+        if model.h.onnx_step is None:
+            model.h.onnx_step = OnnxDecodeStep(model)
+    except Exception as exc:  # an ONNX Runtime too old for MatMulNBits, a broken install
         _LOGGER.warning("the ONNX Runtime decoding step is unavailable (%s): PyTorch decodes", exc)
         model.kv_dtype = kv_dtype
         return False
