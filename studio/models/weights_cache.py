@@ -21,6 +21,7 @@ process that maps the old file keeps a valid mapping and a crash never leaves ha
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -198,7 +199,7 @@ def release_pages(tensors: Iterable[torch.Tensor], files: Iterable[str | os.Path
 
     try:
         mapped = _mappings({str(Path(f).resolve()) for f in files})
-        madvise = ctypes.CDLL(None, use_errno=True).madvise
+        madvise = _libc().madvise
     except (OSError, AttributeError):
         return 0
     madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
@@ -362,13 +363,19 @@ def trim_freed_memory() -> None:
     trims after each layer (:func:`studio.models.precision.convert_linears`)."""
     if not sys.platform.startswith("linux"):
         return
-    import ctypes
-    import ctypes.util
-
     try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+        _libc().malloc_trim(0)
     except (OSError, AttributeError) as exc:  # musl or another libc
         _LOGGER.debug("malloc_trim unavailable: %s", exc)
+
+
+@functools.cache
+def _libc():
+    """The C library's symbols in this process, looked up once: a conversion trims after every layer, and
+    ``ctypes.util.find_library`` costs ~1.5 ms a call (it asks ``ldconfig``)."""
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def _first_line(exc: BaseException) -> str:
